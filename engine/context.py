@@ -1,0 +1,137 @@
+"""RunContext: every side effect a fetch can have (clock, env, home, config, keyring, cookies, commands, HTTP).
+
+Replay (engine/cassette.py) swaps this one object and nothing else. `RunContext.live()` is the only place
+in the engine that reads the real process environment, home folder, clock and network.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+
+import httpx
+
+KeyringGet = Callable[[str, str], "str | None"]
+CookieGet = Callable[[str], "list[dict[str, Any]]"]
+
+
+@dataclass
+class RunContext:
+    """The whole outside world of a run."""
+
+    env: Mapping[str, str]
+    home: Path
+    clock: Callable[[], datetime]
+    tz: tzinfo
+    transport: httpx.AsyncBaseTransport
+    config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    keyring_get: KeyringGet = lambda service, account: None
+    cookies_get: CookieGet = lambda domain: []
+    commands: Mapping[str, Any] = field(default_factory=dict)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    cache_dir: Path | None = None
+    is_replay: bool = False
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def config_entry(self, provider_id: str) -> Mapping[str, Any]:
+        return self.config.get(provider_id) or {}
+
+    def http_client(self) -> httpx.AsyncClient:
+        """One client per run (connection pooling across providers); redirects are handled by request.py."""
+        return httpx.AsyncClient(transport=self.transport, follow_redirects=False, trust_env=False)
+
+    @classmethod
+    def live(cls, config: Mapping[str, Mapping[str, Any]] | None = None) -> "RunContext":
+        env = dict(os.environ)
+        return cls(
+            env=env,
+            home=Path.home(),
+            clock=lambda: datetime.now(timezone.utc).replace(microsecond=0),
+            tz=_local_tz(env),
+            transport=_ProxyTransport(env),
+            config=config or {},
+            keyring_get=_keyring_get,
+            cookies_get=_browser_cookies,
+            cache_dir=_cache_dir(env),
+        )
+
+
+def monotonic() -> float:
+    """Durations for traces; never part of a snapshot."""
+    return time.perf_counter()
+
+
+def _local_tz(env: Mapping[str, str]) -> tzinfo:
+    name = env.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            from zoneinfo import ZoneInfo
+
+            return ZoneInfo(name)
+        except Exception:  # unknown zone names fall back to the system's
+            pass
+    local = datetime.now().astimezone().tzinfo
+    return local or timezone.utc
+
+
+def _cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "engine"
+
+
+def _keyring_get(service: str, account: str) -> str | None:
+    import keyring  # imported lazily: slow, and only a few providers use it
+
+    try:
+        return keyring.get_password(service, account)
+    except Exception:
+        return None
+
+
+def _browser_cookies(domain: str) -> list[dict[str, Any]]:
+    import browser_cookie3  # lazily: slow, and only web providers use it
+
+    out: list[dict[str, Any]] = []
+    try:
+        jar = browser_cookie3.load(domain_name=domain)
+    except Exception:
+        return out
+    for c in jar:
+        out.append({"domain": c.domain, "name": c.name, "value": c.value})
+    return out
+
+
+class _ProxyTransport(httpx.AsyncBaseTransport):
+    """Real network transport honouring HTTP(S)_PROXY / ALL_PROXY / NO_PROXY from the context's env."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        def get(name: str) -> str | None:
+            return env.get(name) or env.get(name.lower()) or None
+
+        self._direct = httpx.AsyncHTTPTransport()
+        self._proxies: dict[str, httpx.AsyncHTTPTransport] = {}
+        for scheme in ("http", "https"):
+            url = get(f"{scheme.upper()}_PROXY") or get("ALL_PROXY")
+            if url:
+                self._proxies[scheme] = httpx.AsyncHTTPTransport(proxy=url)
+        self._no_proxy = [h.strip().lstrip(".").lower() for h in (get("NO_PROXY") or "").split(",") if h.strip()]
+
+    def _pick(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        host = (url.host or "").lower()
+        if "*" in self._no_proxy or any(host == h or host.endswith("." + h) for h in self._no_proxy):
+            return self._direct
+        return self._proxies.get(url.scheme, self._direct)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._pick(request.url).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._direct.aclose()
+        for t in self._proxies.values():
+            await t.aclose()

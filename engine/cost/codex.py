@@ -1,0 +1,429 @@
+"""Codex CLI rollout logs: roots, file discovery and the per-file delta parser.
+
+``event_msg``/``token_count`` events carry a cumulative ``info.total_token_usage`` and the
+per-call ``info.last_token_usage``; the counted delta follows CodexBar (prefer the total's
+difference when it is consistent with ``last``, so a re-emitted event with unchanged
+totals counts 0).  The parser state is a plain dict so an appended file resumes exactly
+where the previous scan stopped.
+
+Row layout: ``[turn_id, event_index, day, model, input, cached, output, cost|None]``.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+
+from . import pricing
+from .jsonl import DayKeyer, as_int, read_blocks
+
+MAX_LINE = 256 * 1024
+LOOKBACK_DAYS = 30
+_M_EVENT = b'"type":"event_msg"'
+_M_TURN = b'"type":"turn_context"'
+_M_META = b'"type":"session_meta"'
+_M_ITEM = b'"type":"response_item"'
+_HEAD = 160
+_NAME_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+_MODEL_RE = re.compile(rb'"model(?:_name)?":"((?:[^"\\]|\\.)*)"')
+
+ROW_TURN, ROW_IDX, ROW_DAY, ROW_MODEL, ROW_IN, ROW_CACHED, ROW_OUT, ROW_COST = range(8)
+
+
+# --------------------------------------------------------------------------- roots & listing
+
+def codex_roots(home: Path, env: Mapping[str, str]) -> list[Path]:
+    """``$CODEX_HOME/sessions`` (default ``~/.codex/sessions``) and its sibling ``archived_sessions``."""
+    raw = (env.get("CODEX_HOME") or "").strip()
+    if raw:
+        base = home / raw[2:] if raw == "~" or raw.startswith("~/") else Path(raw)
+        sessions = base / "sessions"
+    else:
+        sessions = home / ".codex" / "sessions"
+    return [sessions, sessions.parent / "archived_sessions"]
+
+
+def _day_range(since: str, until: str) -> list[str]:
+    d = datetime.strptime(since, "%Y-%m-%d")
+    end = datetime.strptime(until, "%Y-%m-%d")
+    out = []
+    while d <= end:
+        out.append(d.strftime("%Y-%m-%d"))
+        d += timedelta(days=1)
+    return out
+
+
+def _jsonl_in(d: str, found: dict[str, os.stat_result], modified_since: float | None = None) -> None:
+    try:
+        it = os.scandir(d)
+    except OSError:
+        return
+    with it:
+        for e in it:
+            if e.name.startswith(".") or not e.name.lower().endswith(".jsonl"):
+                continue
+            try:
+                if not e.is_file():
+                    continue
+                st = e.stat()
+            except OSError:
+                continue
+            if modified_since is None or st.st_mtime >= modified_since:
+                found.setdefault(e.path, st)
+
+
+def _walk(root: str, found: dict[str, os.stat_result], modified_since: float | None, skip_years: bool) -> None:
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                try:
+                    if e.is_dir():
+                        if not (skip_years and d == root and len(e.name) == 4 and e.name.isdigit()):
+                            stack.append(e.path)
+                    elif e.name.lower().endswith(".jsonl"):
+                        st = e.stat()
+                        if modified_since is None or st.st_mtime >= modified_since:
+                            found.setdefault(e.path, st)
+                except OSError:
+                    continue
+
+
+def list_codex_files(roots: list[Path], scan_since: str, scan_until: str, *, lookback_since: float | None,
+                     full: bool) -> dict[str, os.stat_result]:
+    """CodexBar's discovery: ``YYYY/MM/DD`` folders of the scan range, dated flat files in the
+    range (undated always), and -- on a cold cache -- files modified since the window start in
+    the 30 date folders before it and anywhere else; ``full`` adds a recursive listing."""
+    found: dict[str, os.stat_result] = {}
+    days = _day_range(scan_since, scan_until)
+    for root in roots:
+        r = str(root)
+        if not os.path.isdir(r):
+            continue
+        for day in days:
+            _jsonl_in(os.path.join(r, day[:4], day[5:7], day[8:]), found)
+        flat: dict[str, os.stat_result] = {}
+        _jsonl_in(r, flat)
+        for p, st in flat.items():
+            m = _NAME_DATE.search(os.path.basename(p))
+            if m is None or scan_since <= m.group(1) <= scan_until:
+                found.setdefault(p, st)
+        if lookback_since is not None:
+            look_from = (datetime.strptime(scan_since, "%Y-%m-%d") - timedelta(days=LOOKBACK_DAYS)).strftime("%Y-%m-%d")
+            for day in _day_range(look_from, scan_until):
+                _jsonl_in(os.path.join(r, day[:4], day[5:7], day[8:]), found, lookback_since)
+            _walk(r, found, lookback_since, skip_years=True)
+        if full:
+            _walk(r, found, None, skip_years=True)
+    return found
+
+
+# --------------------------------------------------------------------------- parser
+
+def new_state() -> dict[str, Any]:
+    return {"model": None, "prev": None, "raw": None, "div": False, "turn": None, "idx": 0,
+            "sid": None, "fork": None, "fork_ts": None, "fork_done": False, "inh": None, "rem": None,
+            "unres": False, "wm": None}
+
+
+def _totals(d: Any) -> tuple[int, int, int] | None:
+    if type(d) is not dict:
+        return None
+    cached = d.get("cached_input_tokens")
+    if cached is None:
+        cached = d.get("cache_read_input_tokens")
+    return (as_int(d.get("input_tokens")), as_int(cached), as_int(d.get("output_tokens")))
+
+
+def _sub(a, b):
+    if b is None:
+        return a
+    return (max(0, a[0] - b[0]), max(0, a[1] - b[1]), max(0, a[2] - b[2]))
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def _divergent(raw, counted, cur):
+    raw = raw or (0, 0, 0)
+    counted = counted or (0, 0, 0)
+    return tuple(max(0, c - r) if c >= r else max(0, c - k) for r, k, c in zip(raw, counted, cur))
+
+
+def _str(*vals: Any) -> str | None:
+    for v in vals:
+        if type(v) is str:
+            return v
+    return None
+
+
+class NeedsFork(Exception):
+    """The file is a fork; its parent's totals at the fork time must be resolved first."""
+
+    def __init__(self, parent: str, fork_ts: str | None, sid: str | None):
+        super().__init__(parent)
+        self.parent, self.fork_ts, self.sid = parent, fork_ts, sid
+
+
+class _CodexParse:
+    def __init__(self, tz: tzinfo, state: dict[str, Any], forks_resolved: bool):
+        self.keyer = DayKeyer(tz)
+        self.s = state
+        self.rows: list[list] = []
+        self.skipped = 0
+        self.forks_resolved = forks_resolved
+        for k in ("prev", "raw", "inh", "rem", "wm"):
+            if state[k] is not None:
+                state[k] = tuple(state[k])
+
+    # -- byte level
+    def block(self, buf: bytes, end: int) -> None:
+        find = buf.find
+        pos = 0
+        while pos < end:
+            e = find(b"\n", pos, end)
+            if e - pos > 2:
+                head_end = min(e, pos + _HEAD)
+                if (find(_M_ITEM, pos, head_end) >= 0 and find(_M_EVENT, pos, head_end) < 0
+                        and find(_M_TURN, pos, head_end) < 0 and find(_M_META, pos, head_end) < 0):
+                    pass  # response_item: the bulk of the bytes (tool output), never parsed
+                elif e - pos > MAX_LINE:
+                    if find(_M_TURN, pos, pos + MAX_LINE) >= 0:
+                        self.long(buf[pos:pos + MAX_LINE])
+                elif find(_M_EVENT, pos, e) >= 0:
+                    if find(b'"token_count"', pos, e) >= 0 or find(b'"task_started"', pos, e) >= 0:
+                        self.line(buf[pos:e])
+                elif find(_M_TURN, pos, e) >= 0 or find(_M_META, pos, e) >= 0:
+                    self.line(buf[pos:e])
+            pos = e + 1
+
+    def long(self, prefix: bytes) -> None:
+        """Over-long ``turn_context`` line: take the model from its prefix."""
+        if prefix.find(_M_TURN) < 0:
+            return
+        m = _MODEL_RE.search(prefix)
+        if m:
+            try:
+                self.s["model"] = orjson.loads(b'"' + m.group(1) + b'"')
+            except orjson.JSONDecodeError:
+                pass
+
+    def is_candidate(self, raw: bytes) -> bool:
+        return ((raw.find(_M_EVENT) >= 0 and (raw.find(b'"token_count"') >= 0 or raw.find(b'"task_started"') >= 0))
+                or raw.find(_M_TURN) >= 0 or raw.find(_M_META) >= 0)
+
+    # -- JSON level
+    def line(self, raw: bytes) -> bool:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.skipped += 1
+            return False
+        if type(obj) is not dict:
+            return True
+        t = obj.get("type")
+        payload = obj.get("payload")
+        if type(payload) is not dict:
+            payload = {}
+        s = self.s
+        if t == "event_msg":
+            pt = payload.get("type")
+            if pt == "token_count":
+                self.token_count(obj, payload)
+            elif pt == "task_started":
+                tid = _str(payload.get("turn_id"), payload.get("turnId"))
+                if tid is not None:
+                    s["turn"] = tid
+        elif t == "turn_context":
+            info = payload.get("info")
+            info = info if type(info) is dict else {}
+            model = _str(payload.get("model"), payload.get("model_name"), info.get("model"), info.get("model_name"))
+            if model is not None:
+                s["model"] = model
+        elif t == "session_meta":
+            if s["sid"] is None:
+                s["sid"] = _str(payload.get("session_id"), payload.get("sessionId"), payload.get("id"),
+                                obj.get("session_id"), obj.get("sessionId"), obj.get("id"))
+            if s["fork"] is None:
+                s["fork"] = _str(payload.get("forked_from_id"), payload.get("forkedFromId"),
+                                 payload.get("parent_session_id"), payload.get("parentSessionId"))
+                if s["fork"] is not None:
+                    s["fork_ts"] = _str(payload.get("timestamp"), obj.get("timestamp"))
+            if s["fork"] is not None and not s["fork_done"]:
+                if not self.forks_resolved:
+                    raise NeedsFork(s["fork"], s["fork_ts"], s["sid"])
+                s["fork_done"] = True
+        return True
+
+    def token_count(self, obj: dict, payload: dict) -> None:
+        info = payload.get("info")
+        ts = obj.get("timestamp")
+        if type(info) is not dict or type(ts) is not str:
+            return
+        day = self.keyer.day(ts)
+        if day is None:
+            self.skipped += 1
+            return
+        s = self.s
+        model = s["model"] or _str(info.get("model"), info.get("model_name"), payload.get("model"),
+                                   obj.get("model")) or "gpt-5"
+        total = _totals(info.get("total_token_usage"))
+        last = _totals(info.get("last_token_usage"))
+        forked = s["fork"] is not None
+        inh = s["inh"]
+        delta = None
+        if s["unres"] and total is not None:
+            wm = s["wm"]
+            s["wm"] = total
+            if last is None or wm is None:
+                return
+            td = _sub(total, wm)
+            delta = (min(last[0], td[0]), min(last[1], td[1]), min(last[2], td[2]))
+            s["prev"] = _add(s["prev"], delta)
+            s["raw"] = s["prev"]
+        elif total is not None and forked:
+            cur = _sub(total, inh)
+            delta = _divergent(s["raw"], s["prev"], cur) if s["div"] else _sub(cur, s["raw"])
+            s["prev"] = _add(s["prev"], delta)
+            s["raw"] = cur
+            if cur != s["prev"]:
+                s["div"] = True
+            s["rem"] = None
+        elif last is not None:
+            had_rem = s["rem"] is not None
+            delta = last
+            if had_rem:
+                rem = s["rem"]
+                delta = _sub(last, rem)
+                rem = _sub(rem, last)
+                s["rem"] = None if rem == (0, 0, 0) else rem
+            prev = s["prev"] or (0, 0, 0)
+            if total is not None and not s["unres"]:
+                cur = _sub(total, inh)
+                raw = s["raw"]
+                td = _sub(cur, raw)
+                if (not had_rem and not s["div"] and raw is not None
+                        and cur[0] >= raw[0] and cur[1] >= raw[1] and cur[2] >= raw[2]
+                        and td[0] <= last[0] and td[1] <= last[1] and td[2] <= last[2]):
+                    delta = td
+                    s["rem"] = None
+                counted = _add(prev, delta)
+                s["prev"] = counted
+                s["raw"] = cur
+                if cur != counted:
+                    s["div"] = True
+            else:
+                s["prev"] = _add(prev, delta)
+                s["raw"] = s["prev"]
+        elif total is not None:
+            cur = _sub(total, inh)
+            delta = _divergent(s["raw"], s["prev"], cur) if s["div"] else _sub(cur, s["raw"])
+            s["prev"] = _add(s["prev"], delta)
+            s["raw"] = cur
+            if cur != s["prev"]:
+                s["div"] = True
+            s["rem"] = None
+        else:
+            return
+        if not (delta[0] or delta[1] or delta[2]):
+            return
+        idx = s["idx"]
+        s["idx"] = idx + 1
+        norm = pricing.normalize_codex_model(model)
+        turn = _str(payload.get("turn_id"), payload.get("turnId"), payload.get("id"),
+                    info.get("turn_id"), info.get("turnId"), info.get("id")) or s["turn"]
+        self.rows.append([turn, idx, day, norm, delta[0], delta[1], delta[2],
+                          pricing.codex_cost(norm, delta[0], delta[1], delta[2])])
+
+
+def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] | None,
+                     forks_resolved: bool = False) -> dict:
+    """Parse ``path`` from ``offset`` continuing ``state`` (``None`` = fresh file).
+
+    Raises ``NeedsFork`` for a forked session whose parent baseline is not resolved yet
+    (call again with ``forks_resolved=True`` and ``state`` prepared by ``fork_state``).
+    """
+    st = _CodexParse(tz, state if state is not None else new_state(), forks_resolved)
+    end, tail = read_blocks(path, offset, MAX_LINE, st.block, st.long)
+    tail_bad = 0
+    if tail and st.is_candidate(tail):
+        if st.line(tail):
+            end += len(tail)
+        else:
+            st.skipped -= 1
+            tail_bad = 1
+    return {"rows": st.rows, "state": st.s, "skipped": st.skipped, "tail_bad": tail_bad, "offset": end}
+
+
+# --------------------------------------------------------------------------- forks
+
+def session_id_of(path: str) -> str | None:
+    """Session id from the first ``session_meta`` line (reads at most the first 64 KiB of lines)."""
+    try:
+        with open(path, "rb") as f:
+            for _ in range(50):
+                line = f.readline(MAX_LINE + 1)
+                if not line:
+                    break
+                if line.find(_M_META) < 0:
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                p = obj.get("payload") if type(obj.get("payload")) is dict else {}
+                return _str(p.get("session_id"), p.get("sessionId"), p.get("id"),
+                            obj.get("session_id"), obj.get("sessionId"), obj.get("id"))
+    except OSError:
+        return None
+    return None
+
+
+def parent_totals_at(path: str, tz: tzinfo, cutoff: str) -> tuple[int, int, int] | None:
+    """Counted cumulative totals of a (non-forked) parent session at or before ``cutoff``."""
+    keyer = DayKeyer(tz)
+    cut = keyer.parse(cutoff)
+    snaps: list[tuple[str, tuple[int, int, int]]] = []
+    st = _CodexParse(tz, new_state(), True)
+    orig = st.token_count
+
+    def record(obj: dict, payload: dict) -> None:
+        orig(obj, payload)
+        if st.s["prev"] is not None and type(obj.get("timestamp")) is str:
+            snaps.append((obj["timestamp"], st.s["prev"]))
+
+    st.token_count = record  # type: ignore[method-assign]
+    st.s["fork_done"] = True  # a parent's own fork is not re-resolved (CodexBar does the same)
+    read_blocks(path, 0, MAX_LINE, st.block, st.long)
+    inherited = None
+    for ts, totals in snaps:
+        when = keyer.parse(ts)
+        if (when <= cut) if (when is not None and cut is not None) else (ts <= cutoff):
+            inherited = totals
+    return inherited
+
+
+def fork_state(parent_totals: tuple[int, int, int] | None, resolved: bool) -> dict[str, Any]:
+    """Initial parser state for a forked file."""
+    s = new_state()
+    s["fork_done"] = True
+    if resolved:
+        s["inh"] = parent_totals
+        s["rem"] = parent_totals
+    else:
+        s["unres"] = True
+    return s

@@ -1,0 +1,149 @@
+"""Model-name normalisation and API-rate pricing for the local cost scan.
+
+Prices live in ``pricing.json`` next to this module (USD per 1M tokens, with the
+``source`` and ``as_of`` date inside the file).  A model missing from the table is
+*unpriced*: ``*_cost`` returns ``None`` and the report omits its cost and lists it under
+``diagnostics.unpricedModels`` -- it is never counted as $0.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PRICING_PATH = Path(__file__).with_name("pricing.json")
+
+_CODEX_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+_CLAUDE_DATED = re.compile(r"[-@]\d{8}$")
+_CLAUDE_BEDROCK_VERSION = re.compile(r"-v\d+:\d+$")
+
+
+@lru_cache(maxsize=1)
+def _raw() -> tuple[dict[str, Any], str]:
+    data = PRICING_PATH.read_bytes()
+    return orjson.loads(data), hashlib.sha256(data).hexdigest()[:16]
+
+
+def pricing_table() -> dict[str, Any]:
+    """The parsed pricing.json (do not mutate)."""
+    return _raw()[0]
+
+
+def pricing_fingerprint() -> str:
+    """Short hash of pricing.json; cached costs are only valid for the same table."""
+    return _raw()[1]
+
+
+def _parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@lru_cache(maxsize=1)
+def _claude_historical() -> dict[str, list[tuple[float, dict[str, Any]]]]:
+    out: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+    for model, entry in pricing_table()["claude"].items():
+        for hist in entry.get("historical", ()):
+            out.setdefault(model, []).append((_parse_utc(hist["before"]).timestamp(), hist))
+    return out
+
+
+# --------------------------------------------------------------------------- names
+
+def normalize_codex_model(raw: str) -> str:
+    """Strip ``openai/`` and a trailing ``-YYYY-MM-DD`` when the base name is priced."""
+    name = raw.strip()
+    if name.startswith("openai/"):
+        name = name[len("openai/"):]
+    table = pricing_table()["codex"]
+    if name in table:
+        return name
+    m = _CODEX_DATED.search(name)
+    if m and name[: m.start()] in table:
+        return name[: m.start()]
+    return name
+
+
+def normalize_claude_model(raw: str) -> str:
+    """Drop ``anthropic.``, keep the ``claude-…`` tail after the last ``.``, drop ``-vN:M``,
+    and drop a ``-YYYYMMDD`` (or Vertex ``@YYYYMMDD``) suffix when the base name is priced."""
+    name = raw.strip()
+    if name.startswith("anthropic."):
+        name = name[len("anthropic."):]
+    if "claude-" in name and "." in name:
+        tail = name[name.rfind(".") + 1:]
+        if tail.startswith("claude-"):
+            name = tail
+    m = _CLAUDE_BEDROCK_VERSION.search(name)
+    if m:
+        name = name[: m.start()]
+    m = _CLAUDE_DATED.search(name)
+    if m and name[: m.start()] in pricing_table()["claude"]:
+        return name[: m.start()]
+    return name
+
+
+# --------------------------------------------------------------------------- costs
+
+def _tier(entry: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
+    for tier in entry.get("tiers", ()):
+        if prompt_tokens > tier["above_input_tokens"]:
+            return tier
+    return entry
+
+
+def codex_cost(model: str, input_tokens: int, cached_tokens: int, output_tokens: int) -> float | None:
+    """USD for one Codex usage delta; ``model`` is already normalised. ``None`` = unpriced.
+
+    ``input_tokens`` includes ``cached_tokens`` (OpenAI semantics); cached tokens are billed
+    once, at the cache-read price (or the input price when the model has none).
+    """
+    entry = pricing_table()["codex"].get(model)
+    if entry is None:
+        return None
+    inp = max(0, input_tokens)
+    cached = min(max(0, cached_tokens), inp)
+    prices = _tier(entry, inp)
+    p_in = prices.get("input", entry["input"])
+    p_out = prices.get("output", entry["output"])
+    p_cr = prices.get("cache_read", entry.get("cache_read"))
+    if p_cr is None:
+        p_cr = p_in
+    return ((inp - cached) * p_in + cached * p_cr + max(0, output_tokens) * p_out) / 1e6
+
+
+def claude_cost(model: str, input_tokens: int, cache_read: int, cache_create: int, cache_create_1h: int,
+                output_tokens: int, ts_epoch: float | None = None) -> float | None:
+    """USD for one Claude message; ``model`` is already normalised. ``None`` = unpriced."""
+    entry = pricing_table()["claude"].get(model)
+    if entry is None:
+        return None
+    if ts_epoch is not None:
+        for before, hist in _claude_historical().get(model, ()):
+            if ts_epoch < before:
+                entry = hist
+                break
+    inp = max(0, input_tokens)
+    cr = max(0, cache_read)
+    cc = max(0, cache_create)
+    cc1h = min(max(0, cache_create_1h), cc)
+    prices = _tier(entry, inp + cr + cc)
+    p_in = prices.get("input", entry["input"])
+    p_out = prices.get("output", entry["output"])
+    p_cr = prices.get("cache_read", entry.get("cache_read"))
+    p_cw = prices.get("cache_write", entry.get("cache_write"))
+    if p_cr is None:
+        p_cr = p_in
+    if p_cw is None:
+        p_cw = p_in
+    p_cw1h = prices.get("cache_write_1h", entry.get("cache_write_1h", 2 * p_in))
+    return (inp * p_in + cr * p_cr + (cc - cc1h) * p_cw + cc1h * p_cw1h + max(0, output_tokens) * p_out) / 1e6
+
+
+def claude_needs_timestamp(model: str) -> bool:
+    """True when the price of ``model`` depends on the row's date (historical entries)."""
+    return model in _claude_historical()

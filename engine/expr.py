@@ -1,0 +1,273 @@
+"""Expressions and templates: sandboxed Jinja2 (StrictUndefined) plus the functions specs keep needing.
+
+Canonical split: JMESPath (extract.py) *selects* values from responses; a Jinja2 expression *computes*
+(`percent(used, limit)`, `max(0, total - spent)`); a Jinja2 template renders request strings.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from .errors import EngineError
+
+
+def _num(x: Any) -> float | None:
+    """Number from a number or numeric string (`"12.50"`, `"$1,234.50"`); None for None/blank."""
+    if x is None or isinstance(x, bool):
+        return None if x is None else float(x)
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, str):
+        s = x.strip().replace(",", "").replace("$", "")
+        if not s:
+            return None
+        try:
+            return float(s)
+        except ValueError:
+            raise ValueError(f"not a number: {x!r}") from None
+    raise ValueError(f"not a number: {x!r}")
+
+
+def percent(used: Any, limit: Any) -> float | None:
+    """used / limit × 100; None when either is missing or limit ≤ 0."""
+    u, lim = _num(used), _num(limit)
+    if u is None or lim is None or lim <= 0:
+        return None
+    return u / lim * 100
+
+
+def used_from_remaining(remaining: Any, total: Any) -> float | None:
+    """(total − remaining) / total × 100; None when total ≤ 0."""
+    r, t = _num(remaining), _num(total)
+    if r is None or t is None or t <= 0:
+        return None
+    return (t - r) / t * 100
+
+
+def clamp(x: Any, lo: float = 0, hi: float = 100) -> float | None:
+    v = _num(x)
+    return None if v is None else min(max(v, lo), hi)
+
+
+def epoch_s(x: Any) -> datetime | None:
+    v = _num(x)
+    return None if v is None else datetime.fromtimestamp(v, timezone.utc)
+
+
+def epoch_ms(x: Any) -> datetime | None:
+    v = _num(x)
+    return None if v is None else datetime.fromtimestamp(v / 1000, timezone.utc)
+
+
+def iso(x: Any) -> datetime | None:
+    """Parse an ISO-8601 date-time (fractional seconds and `Z` optional; naive means UTC)."""
+    if x is None or x == "":
+        return None
+    if isinstance(x, datetime):
+        return x
+    s = str(x).strip().replace("Z", "+00:00").replace("z", "+00:00")
+    dt = datetime.fromisoformat(s)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def round_half_up(x: Any, ndigits: int = 0) -> float | None:
+    """Half away from zero, like Swift's `.rounded()` (Python's round() is banker's rounding)."""
+    v = _num(x)
+    if v is None:
+        return None
+    q = Decimal(1).scaleb(-ndigits)
+    return float(Decimal(repr(v)).quantize(q, rounding=ROUND_HALF_UP))
+
+
+def fixed(x: Any, ndigits: int = 2) -> str:
+    """Plain `%.Nf` (no grouping): fixed(1234.5) -> '1234.50'."""
+    v = _num(x)
+    return f"{v if v is not None else 0:.{ndigits}f}"
+
+
+def grouped(x: Any, ndigits: int = 0) -> str:
+    """Comma-grouped number: grouped(42500) -> '42,500'."""
+    v = _num(x)
+    return f"{v if v is not None else 0:,.{ndigits}f}"
+
+
+def usd(x: Any) -> str:
+    """en_US currency: usd(1234) -> '$1,234.00', usd(-3) -> '-$3.00'."""
+    v = _num(x) or 0.0
+    return ("-" if v < 0 else "") + f"${abs(v):,.2f}"
+
+
+def plain_number(x: Any, ndigits: int = 2) -> str:
+    """Integer text when whole, else fixed: 12 -> '12', 12.5 -> '12.50'."""
+    v = _num(x) or 0.0
+    return str(int(v)) if v == int(v) else f"{v:.{ndigits}f}"
+
+
+def first_of(*values: Any) -> Any:
+    """First argument that is not None."""
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+def number(x: Any) -> float | None:
+    return _num(x)
+
+
+def window_text(minutes: Any) -> str | None:
+    """'5 hours window' style text for a window length in minutes (days > hours > minutes)."""
+    m = _num(minutes)
+    if m is None or m <= 0:
+        return None
+    for size, unit in ((1440, "day"), (60, "hour"), (1, "minute")):
+        if m % size == 0:
+            n = int(m // size)
+            return f"{n} {unit}{'' if n == 1 else 's'} window"
+    return None
+
+
+def url_path_or(url: str | None, default_path: str) -> str | None:
+    """`url` verbatim when it has a path other than `/`, else `url/default_path`."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return url.rstrip("/") + "/" + default_path.lstrip("/")
+    return url
+
+
+def sort_by(items: Any, key: str, reverse: bool = False) -> list[Any]:
+    """Stable sort of objects by `key`; items whose key is None go last."""
+    items = list(items or [])
+    present = [i for i in items if i.get(key) is not None]
+    missing = [i for i in items if i.get(key) is None]
+    return sorted(present, key=lambda i: i[key], reverse=reverse) + missing
+
+
+def title_words(s: Any) -> str | None:
+    """'pro_plus' -> 'Pro Plus'."""
+    if s is None:
+        return None
+    return " ".join(w[:1].upper() + w[1:].lower() for w in str(s).replace("_", " ").split())
+
+
+class _Helpers:
+    """Functions bound to the run's clock and time zone."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def next_midnight(self, tz_name: str) -> datetime:
+        """Next local midnight strictly after now in the IANA zone `tz_name`, as UTC."""
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(tz_name)
+        local = self.now.astimezone(zone)
+        day = (local + timedelta(days=1)).date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        return midnight.astimezone(timezone.utc)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "percent": percent,
+    "used_from_remaining": used_from_remaining,
+    "clamp": clamp,
+    "epoch_s": epoch_s,
+    "epoch_ms": epoch_ms,
+    "iso": iso,
+    "round_half_up": round_half_up,
+    "fixed": fixed,
+    "grouped": grouped,
+    "usd": usd,
+    "plain_number": plain_number,
+    "first_of": first_of,
+    "number": number,
+    "window_text": window_text,
+    "url_path_or": url_path_or,
+    "sort_by": sort_by,
+    "title_words": title_words,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "max": max,
+    "min": min,
+    "abs": abs,
+    "len": len,
+}
+#: Functions that need the run's clock; bound per run.
+CLOCK_FUNCTIONS = ("next_midnight",)
+GLOBAL_NAMES = frozenset(FUNCTIONS) | frozenset(CLOCK_FUNCTIONS) | {"now", "none", "true", "false"}
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.globals.clear()
+    env.globals.update(FUNCTIONS)
+    env.filters.update({"usd": usd, "fixed": fixed, "grouped": grouped, "number": number})
+    return env
+
+
+def run_globals(now: datetime) -> dict[str, Any]:
+    helpers = _Helpers(now)
+    return {"now": now, **{name: getattr(helpers, name) for name in CLOCK_FUNCTIONS}}
+
+
+class Compiled:
+    """A compiled expression or template plus the free variables it reads."""
+
+    def __init__(self, source: str, is_template: bool) -> None:
+        env = environment()
+        self.source = source
+        self.is_template = is_template
+        if is_template:
+            ast = env.parse(source)
+            self._fn: Any = env.from_string(source)
+        else:
+            ast = env.parse("{{ (" + source + ") }}")
+            self._fn = env.compile_expression(source, undefined_to_none=False)
+        self.names = frozenset(meta.find_undeclared_variables(ast))
+        self.is_constant = is_template and not any(isinstance(n, (nodes.Output,)) and _has_expr(n) for n in ast.body)
+
+    def __call__(self, variables: dict[str, Any]) -> Any:
+        if self.is_template:
+            return self._fn.render(variables)
+        return self._fn(**variables)
+
+
+def _has_expr(node: nodes.Node) -> bool:
+    return any(not isinstance(c, nodes.TemplateData) for c in node.nodes)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=4096)
+def compile_expr(source: str) -> Compiled:
+    """Compile an expression (`percent(a, b)`); raises TemplateSyntaxError."""
+    return Compiled(source, is_template=False)
+
+
+@lru_cache(maxsize=4096)
+def compile_template(source: str) -> Compiled:
+    """Compile a template (`{{ base_url }}/credits`); raises TemplateSyntaxError."""
+    return Compiled(source, is_template=True)
+
+
+def evaluate(compiled: Compiled, variables: dict[str, Any], *, what: str) -> Any:
+    """Evaluate with spec-friendly errors: an undefined name or a type error is a `parse_failure` naming `what`."""
+    try:
+        return compiled(variables)
+    except UndefinedError as exc:
+        raise EngineError("spec_invalid", f"{what}: {exc.message} in `{compiled.source}`") from None
+    except SecurityError as exc:
+        raise EngineError("spec_invalid", f"{what}: not allowed in the sandbox: {exc}") from None
+    except (TypeError, ValueError, ZeroDivisionError, KeyError, AttributeError, OverflowError) as exc:
+        raise EngineError("parse_failure", f"{what}: cannot compute `{compiled.source}`: {exc}") from None
+
+
+__all__ = ["compile_expr", "compile_template", "evaluate", "run_globals", "TemplateSyntaxError", "GLOBAL_NAMES"]

@@ -1,0 +1,289 @@
+"""Run stage: pick strategies for the source mode -> inputs -> steps -> extract -> normalize -> fallback.
+
+`fetch` runs one provider and returns an `Outcome` (result or error, plus every attempt); `fetch_many`
+runs several concurrently, so one provider's failure or hang never blocks the others.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import httpx
+
+from .context import RunContext, monotonic
+from .errors import EngineError
+from .expr import compile_expr, compile_template, evaluate, run_globals
+from .extract import extract_values
+from .inputs import Resolved, mask, missing_hint, resolve_inputs
+from .load import Spec, json_path_str
+from .normalize import build_usage
+from .request import Sent, classify, parse_body, render_step, send, try_json
+
+SOURCE_MODES = ("auto", "web", "cli", "oauth", "api")
+PROVIDER_TIMEOUT_S = 60.0
+POLICY_RANK = {"https": 0, "https-or-loopback": 1, "https-or-private": 2}
+
+
+@dataclass
+class Attempt:
+    strategy: str
+    kind: str
+    available: bool
+    duration_ms: float = 0.0
+    error_kind: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"strategy": self.strategy, "kind": self.kind, "available": self.available,
+                               "durationMs": round(self.duration_ms, 1)}
+        if self.error_kind:
+            out["errorKind"] = self.error_kind
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class Trace:
+    """What `engine run --trace` prints: each request (masked) and which expression produced each field."""
+
+    requests: list[Sent] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    values: list[tuple[str, str, Any]] = field(default_factory=list)
+    fields: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    provider: str
+    mode: str
+    source: str | None = None
+    usage: dict[str, Any] | None = None
+    error: EngineError | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    account: str | None = None
+    trace: Trace | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@contextmanager
+def _where(spec: Spec, strategy: str | None = None, json_path: tuple[Any, ...] | None = None) -> Iterator[None]:
+    """Attach provider/strategy (and the spec location for spec errors) to errors crossing this boundary."""
+    try:
+        yield
+    except EngineError as exc:
+        exc.provider = exc.provider or spec.id
+        exc.strategy = exc.strategy or strategy
+        if exc.kind == "spec_invalid" and json_path is not None and not exc.location:
+            exc.location = spec.location(json_path)
+            exc.json_path = json_path_str(json_path)
+        raise
+
+
+def select_strategies(spec: Spec, mode: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, s) for i, s in enumerate(spec.data.get("strategies", [])) if mode in s.get("modes", ["auto"])]
+
+
+def _resolve_mode(spec: Spec, ctx: RunContext, source: str | None) -> str:
+    mode = (source or ctx.config_entry(spec.id).get("source") or "auto").strip().lower()
+    return mode
+
+
+async def fetch(
+    spec: Spec,
+    ctx: RunContext,
+    *,
+    source: str | None = None,
+    account: Mapping[str, Any] | None = None,
+    client: httpx.AsyncClient | None = None,
+    want_trace: bool = False,
+) -> Outcome:
+    """Fetch one provider: every strategy for the mode in order, falling back on the listed error kinds."""
+    mode = _resolve_mode(spec, ctx, source)
+    outcome = Outcome(provider=spec.id, mode=mode, account=(account or {}).get("label"))
+    outcome.trace = Trace() if want_trace else None
+    allowed = spec.data.get("source_modes", ["auto"])
+    if mode not in allowed:
+        outcome.error = EngineError(
+            "unsupported", f"Source '{mode}' is not supported for {spec.cli_name}.", provider=spec.id
+        )
+        return outcome
+    with _where(spec, json_path=("inputs",)):
+        resolved = resolve_inputs(spec.data.get("inputs", {}), ctx, provider=spec.id, account=account)
+    if outcome.trace:
+        outcome.trace.inputs = {k: (v or "(not set)") for k, v in resolved.origins.items()}
+    own_client = client is None
+    client = client or ctx.http_client()
+    last_error: EngineError | None = None
+    try:
+        for index, strategy in select_strategies(spec, mode):
+            sid, kind = strategy["id"], strategy["kind"]
+            missing = [name for name in strategy.get("requires", []) if resolved.values.get(name) is None
+                       and name not in resolved.policy_errors]
+            if missing:
+                outcome.attempts.append(Attempt(sid, kind, False, error_kind="missing_credential",
+                                                error=f"not available: set {missing_hint(spec.data['inputs'], missing)}"))
+                continue
+            started = monotonic()
+            try:
+                with _where(spec, sid, ("strategies", index)):
+                    usage = await _run_strategy(spec, index, strategy, ctx, resolved, client, outcome.trace)
+            except EngineError as exc:
+                exc.message = mask(exc.message, resolved.secrets)
+                outcome.attempts.append(Attempt(sid, kind, True, (monotonic() - started) * 1000, exc.kind, exc.message))
+                last_error = exc
+                if exc.kind in strategy.get("fallback_on", []):
+                    continue
+                break
+            outcome.attempts.append(Attempt(sid, kind, True, (monotonic() - started) * 1000))
+            outcome.source = strategy.get("source", kind)
+            outcome.usage = usage
+            return outcome
+    finally:
+        if own_client:
+            await client.aclose()
+    if last_error is None:
+        hints = [a.error for a in outcome.attempts if a.error]
+        detail = f" ({'; '.join(h.removeprefix('not available: ') for h in hints)})" if hints else ""
+        last_error = EngineError("missing_credential", f"No available fetch strategy for {spec.id}.{detail}",
+                                 provider=spec.id)
+    outcome.error = last_error
+    return outcome
+
+
+def _strict_policy(names: frozenset[str], resolved: Resolved, var_policies: dict[str, str]) -> str:
+    """The most permissive URL policy among the inputs (and vars derived from them) a URL template reads."""
+    best = "https"
+    for name in names:
+        policy = resolved.policies.get(name) or var_policies.get(name)
+        if policy and POLICY_RANK[policy] > POLICY_RANK[best]:
+            best = policy
+    return best
+
+
+async def _run_strategy(
+    spec: Spec,
+    index: int,
+    strategy: Mapping[str, Any],
+    ctx: RunContext,
+    resolved: Resolved,
+    client: httpx.AsyncClient,
+    trace: Trace | None,
+) -> dict[str, Any]:
+    base = ("strategies", index)
+    for name, err in resolved.policy_errors.items():
+        raise err  # endpoint overrides are validated before any request: fail closed
+    if "hook" in strategy:
+        from .hooks import get_hook
+
+        return await get_hook(strategy["hook"])(spec=spec, strategy=strategy, ctx=ctx, inputs=resolved)
+    now = ctx.now()
+    variables: dict[str, Any] = {**run_globals(now), **resolved.values}
+    var_policies: dict[str, str] = {}
+    for name, source in spec.data.get("vars", {}).items():
+        with _where(spec, strategy["id"], ("vars", name)):
+            compiled = compile_expr(source)
+            variables[name] = evaluate(compiled, variables, what=f"vars.{name}")
+            var_policies[name] = _strict_policy(compiled.names, resolved, var_policies)
+    results: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    rules = strategy.get("errors", [])
+    for s_index, step in enumerate(strategy.get("steps", [])):
+        step_path = base + ("steps", s_index)
+        sid = step["id"]
+        step_vars = {**variables, "steps": results}
+        with _where(spec, strategy["id"], step_path):
+            if "when" in step and not evaluate(compile_expr(step["when"]), step_vars, what=f"step {sid} when"):
+                results[sid] = None
+                continue
+            try:
+                request = render_step(step, step_vars)
+                allow = _strict_policy(compile_template(step["url"]).names, resolved, var_policies)
+                sent = await send(client, ctx, request, step=step, secrets=resolved.secrets, allow=allow)
+                if trace is not None:
+                    trace.requests.append(sent)
+                ok = sent.status is not None and 200 <= sent.status < 300
+                body, parse_error = None, None
+                if ok:
+                    try:
+                        body = parse_body(sent, step.get("response", "json"))
+                    except EngineError as exc:
+                        parse_error = exc
+                else:
+                    body = try_json(sent.text)
+                error = classify(sent, body, rules, variables, resolved.secrets)
+                if error is None and parse_error is not None:
+                    error = parse_error
+                if error is not None:
+                    sent.error = error.message
+                    raise error
+            except EngineError as exc:
+                exc.step = exc.step or sid
+                if step.get("optional") and exc.kind != "spec_invalid":
+                    results[sid] = None
+                    continue
+                raise
+        results[sid] = body
+        meta[sid] = {"status": sent.status, "headers": sent.response_headers}
+    document = {**results, "meta": meta}
+    values_trace = trace.values if trace is not None else None
+    with _where(spec, strategy["id"], base + ("extract",)):
+        variables.update(extract_values(strategy.get("extract", {}), document, trace=values_trace))
+    for name, source in strategy.get("compute", {}).items():
+        with _where(spec, strategy["id"], base + ("compute", name)):
+            variables[name] = _compute(name, source, variables)
+            if values_trace is not None:
+                values_trace.append((name, source if isinstance(source, str) else source["value"], variables[name]))
+    with _where(spec, strategy["id"], base + ("usage",)):
+        return build_usage(strategy.get("usage", {}), variables, provider=spec.id, now=now,
+                           trace=trace.fields if trace is not None else None)
+
+
+def _compute(name: str, source: Any, variables: dict[str, Any]) -> Any:
+    """A compute entry: an expression, or `{for_each, as, value, where?}` mapping a list item by item."""
+    if isinstance(source, str):
+        return evaluate(compile_expr(source), variables, what=f"compute.{name}")
+    items = evaluate(compile_expr(source["for_each"]), variables, what=f"compute.{name}.for_each") or []
+    out = []
+    for item in items:
+        scope = {**variables, source["as"]: item}
+        if "where" in source and not evaluate(compile_expr(source["where"]), scope, what=f"compute.{name}.where"):
+            continue
+        out.append(evaluate(compile_expr(source["value"]), scope, what=f"compute.{name}.value"))
+    return out
+
+
+async def fetch_many(
+    specs: list[Spec],
+    ctx: RunContext,
+    *,
+    source: str | None = None,
+    accounts: Mapping[str, list[Mapping[str, Any] | None]] | None = None,
+    timeout_s: float = PROVIDER_TIMEOUT_S,
+) -> list[Outcome]:
+    """Fetch providers concurrently (one shared HTTP client); results keep the input order."""
+    async with ctx.http_client() as client:
+
+        async def one(spec: Spec, account: Mapping[str, Any] | None) -> Outcome:
+            try:
+                return await asyncio.wait_for(
+                    fetch(spec, ctx, source=source, account=account, client=client), timeout_s
+                )
+            except asyncio.TimeoutError:
+                mode = _resolve_mode(spec, ctx, source)
+                return Outcome(spec.id, mode, account=(account or {}).get("label"),
+                               error=EngineError("timeout", f"{spec.id} usage timed out", provider=spec.id))
+            except Exception as exc:  # noqa: BLE001 - one provider's crash must not sink the others
+                mode = _resolve_mode(spec, ctx, source)
+                return Outcome(spec.id, mode, error=EngineError("api_failure", f"internal error: {exc!r}",
+                                                                provider=spec.id))
+
+        jobs = []
+        for spec in specs:
+            for account in (accounts or {}).get(spec.id, [None]):
+                jobs.append(one(spec, account))
+        return list(await asyncio.gather(*jobs))

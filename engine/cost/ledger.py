@@ -275,6 +275,17 @@ class Ledger:
         self.total = None
         self.changed = True
 
+    def extend_codex(self, path: str, meta: dict[str, Any], new_rows: list, new_keys: list[int]) -> None:
+        """Appended Codex bytes: ``meta`` already holds the merged ``agg``; link the new keys."""
+        self._load_keys()
+        assert self._keys is not None
+        self.files[path] = meta
+        self._keys.setdefault(path, array("q")).extend(new_keys)
+        for row, h in zip(new_rows, new_keys):
+            self._link_codex(h, path, row)
+        self.total = None
+        self.changed = True
+
     def _link_claude(self, h: int, path: str, row: list) -> None:
         assert self._keymap is not None
         dup = self.dups.get(h)

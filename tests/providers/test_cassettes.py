@@ -14,6 +14,8 @@ from engine.cli import main
 from ..conftest import ROOT, snapshot_schema_validator
 
 CASSETTES = sorted(p for p in (ROOT / "fixtures").glob("*/*.yaml") if p.parent.name != "invalid-specs")
+# Test ids are `<provider>.<case>` (not `/`: syrupy names each JSON snapshot file after the id).
+IDS = [f"{p.parent.name}.{p.stem}" for p in CASSETTES]
 VALIDATOR = snapshot_schema_validator()
 
 
@@ -29,7 +31,7 @@ def snapshot_json(snapshot):  # noqa: ANN001, ANN201
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("path", CASSETTES, ids=[f"{p.parent.name}/{p.stem}" for p in CASSETTES])
+@pytest.mark.parametrize("path", CASSETTES, ids=IDS)
 def test_cassette(path: Path, snapshot_json) -> None:  # noqa: ANN001
     cassette = load_cassette(path)
     code, output, _ = run_cassette(path)
@@ -41,7 +43,7 @@ def test_cassette(path: Path, snapshot_json) -> None:  # noqa: ANN001
     assert output == snapshot_json
 
 
-@pytest.mark.parametrize("path", CASSETTES, ids=[f"{p.parent.name}/{p.stem}" for p in CASSETTES])
+@pytest.mark.parametrize("path", CASSETTES, ids=IDS)
 def test_cassette_secrets_never_leak(path: Path) -> None:
     """No secret-looking env value of the cassette appears in the output or the trace."""
     cassette = load_cassette(path)

@@ -1,0 +1,60 @@
+"""Local token-cost scan of Codex and Claude Code session logs (``engine cost``).
+
+Public API: :func:`scan_cost` returns one CodexBar-compatible cost payload (CONTRACT §3)
+per requested provider (``codex``, ``claude``, ``vertexai``).  Everything environmental
+(home, env, clock, zone, cache location) comes in through parameters.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .report import build_payload, error_payload
+from .scanner import scan_kind
+
+__all__ = ["scan_cost", "SUPPORTED", "window"]
+
+SUPPORTED = ("codex", "claude", "vertexai")
+CACHE_SUBDIR = "cost-usage"
+
+
+def window(days: int, now: datetime, tz: tzinfo) -> tuple[int, str, str]:
+    """``(days clamped to 1..365, since, until)`` as local ``YYYY-MM-DD`` keys; ``until`` = today."""
+    days = max(1, min(365, int(days)))
+    today = now.astimezone(tz).date()
+    return days, (today - timedelta(days=days - 1)).isoformat(), today.isoformat()
+
+
+def scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str, str], now: datetime,
+              tz: tzinfo, cache_dir: Path | None, refresh: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """One CodexBar-compatible cost payload (CONTRACT §3) per provider in `providers` (codex|claude|vertexai).
+
+    ``progress(done_bytes, total_bytes)`` is called while log files are parsed (once per kind
+    of log that needs parsing).  ``cache_dir`` holds the incremental scan cache (``None`` = no
+    cache); ``refresh`` ignores and rewrites it.  A provider whose scan fails gets a payload with
+    ``error`` instead of data.
+    """
+    days, since, until = window(days, now, tz)
+    scan_since = (datetime.fromisoformat(since) - timedelta(days=1)).date().isoformat()
+    scan_until = (datetime.fromisoformat(until) + timedelta(days=1)).date().isoformat()
+    cdir = cache_dir / CACHE_SUBDIR if cache_dir is not None else None
+    ledgers: dict[str, object] = {}
+    out: list[dict] = []
+    for provider in providers:
+        if provider not in SUPPORTED:
+            out.append(error_payload(provider, now, f"Cost summary is not supported for {provider}.", code=3))
+            continue
+        kind = "codex" if provider == "codex" else "claude"
+        try:
+            led = ledgers.get(kind)
+            if led is None:
+                led = ledgers[kind] = scan_kind(kind, home=home, env=env, tz=tz, scan_since=scan_since,
+                                                scan_until=scan_until, cache_dir=cdir, refresh=refresh,
+                                                progress=progress)
+            out.append(build_payload(provider, led.totals(), since=since, until=until, today=until, days=days,
+                                     now=now, skipped_lines=led.skipped_lines()))
+        except Exception as exc:  # noqa: BLE001 - one provider's failure must not sink the others
+            out.append(error_payload(provider, now, f"{type(exc).__name__}: {exc}"))
+    return out

@@ -1,0 +1,264 @@
+"""Scan orchestration: list files, diff them against the ledger, parse what changed (in a
+process pool on a cold scan), fold the results in, save the cache.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from datetime import datetime, time as dtime, tzinfo
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from . import claude as claude_mod
+from . import codex as codex_mod
+from .jsonl import file_signature, key_hash
+from .ledger import (CacheInvalid, Ledger, aggregate_rows, claude_aggkey, claude_vec, codex_aggkey,
+                     codex_row_key, codex_vec, _vec_add)
+
+Progress = Callable[[int, int], None]
+
+POOL_MIN_BYTES = 8 << 20      # below this a pool costs more than it saves
+BATCH_BYTES = 4 << 20
+BATCH_FILES = 48
+
+
+def tz_key(tz: tzinfo) -> str:
+    return getattr(tz, "key", None) or repr(tz)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------- worker side
+
+def _parse_one(task: tuple) -> tuple:
+    kind, path, offset, state, tz, forks_resolved = task
+    try:
+        if kind == "claude":
+            return path, claude_mod.parse_claude_file(path, offset, tz), None
+        return path, codex_mod.parse_codex_file(path, offset, tz, state, forks_resolved), None
+    except codex_mod.NeedsFork as fork:
+        return path, None, ("fork", fork.parent, fork.fork_ts, fork.sid)
+    except OSError as exc:
+        return path, None, ("oserror", str(exc))
+
+
+def _parse_batch(batch: list[tuple]) -> list[tuple]:
+    return [_parse_one(t) for t in batch]
+
+
+def _run_tasks(tasks: list[tuple], sizes: dict[str, int], progress: Progress | None,
+               workers: int) -> list[tuple]:
+    total = sum(sizes[t[1]] - t[2] for t in tasks)
+    done = 0
+    if progress:
+        progress(0, total)
+    results: list[tuple] = []
+    if workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
+        tasks = sorted(tasks, key=lambda t: sizes[t[1]] - t[2], reverse=True)
+        batches: list[list[tuple]] = []
+        cur: list[tuple] = []
+        cur_bytes = 0
+        for t in tasks:
+            cur.append(t)
+            cur_bytes += sizes[t[1]] - t[2]
+            if cur_bytes >= BATCH_BYTES or len(cur) >= BATCH_FILES:
+                batches.append(cur)
+                cur, cur_bytes = [], 0
+        if cur:
+            batches.append(cur)
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(batches))) as pool:
+            for batch_result in pool.imap_unordered(_parse_batch, batches):
+                results.extend(batch_result)
+                if progress:
+                    done += sum(sizes[p] for p, _, _ in batch_result)
+                    progress(min(done, total), total)
+        return results
+    for t in tasks:
+        results.append(_parse_one(t))
+        if progress:
+            done += sizes[t[1]] - t[2]
+            progress(done, total)
+    return results
+
+
+# --------------------------------------------------------------------------- listing
+
+def _day_start_epoch(day: str, tz: tzinfo) -> float:
+    return datetime.combine(datetime.strptime(day, "%Y-%m-%d").date(), dtime(0), tzinfo=tz).timestamp()
+
+
+def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzinfo,
+             scan_since: str, scan_until: str, refresh: bool) -> tuple[dict[str, os.stat_result], list[Path]]:
+    if kind == "claude":
+        roots = claude_mod.claude_roots(home, env)
+        return claude_mod.list_claude_files(roots), roots
+    roots = codex_mod.codex_roots(home, env)
+    cold = refresh or not led.files
+    found = codex_mod.list_codex_files(roots, scan_since, scan_until,
+                                       lookback_since=_day_start_epoch(scan_since, tz) if cold else None,
+                                       full=refresh)
+    for path, meta in led.files.items():
+        days = meta.get("days")
+        if path in found or not days or days[1] < scan_since or days[0] > scan_until:
+            continue
+        try:
+            found[path] = os.stat(path)
+        except OSError:
+            pass
+    # one file reachable through two paths (hard link / copy by link) counts once
+    root_strs = [str(r) + os.sep for r in roots]
+
+    def order(p: str) -> tuple:
+        return (next((i for i, r in enumerate(root_strs) if p.startswith(r)), len(root_strs)), p)
+
+    seen: set[tuple[int, int]] = set()
+    out: dict[str, os.stat_result] = {}
+    for p in sorted(found, key=order):
+        st = found[p]
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        out[p] = st
+    return out, roots
+
+
+# --------------------------------------------------------------------------- folding results in
+
+def _meta(st: os.stat_result, path: str, res: dict, agg: dict, days: list | None) -> dict[str, Any]:
+    off = res["offset"]
+    return {"size": st.st_size, "mtime": st.st_mtime_ns, "ino": st.st_ino, "dev": st.st_dev, "offset": off,
+            "sig": file_signature(path, off), "agg": agg, "days": days,
+            "skipped": res["skipped"], "tail_bad": res["tail_bad"]}
+
+
+def _days_of(days_iter) -> list | None:
+    ds = list(days_iter)
+    return [min(ds), max(ds)] if ds else None
+
+
+def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, incremental: bool) -> None:
+    if incremental:
+        old = led.claude_rows(path)
+        rows = dict(old["rows"])
+        for k, row in res["rows"].items():
+            rows.pop(k, None)
+            rows[k] = row
+        unkeyed = list(old["unkeyed"]) + res["unkeyed"]
+        res = dict(res, skipped=res["skipped"] + led.files[path].get("skipped", 0))
+    else:
+        rows, unkeyed = res["rows"], res["unkeyed"]
+    all_rows = list(rows.values()) + unkeyed
+    agg = aggregate_rows(all_rows, claude_aggkey, claude_vec)
+    meta = _meta(st, path, res, agg, _days_of(r[0] for r in all_rows))
+    led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
+
+
+def _codex_keys(meta_state: dict, st: os.stat_result, rows: list) -> list[int]:
+    ident = meta_state.get("sid")
+    ident = f"session:{ident}" if ident else f"file:{st.st_dev}:{st.st_ino}"
+    return [codex_row_key(ident, r) for r in rows]
+
+
+def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremental: bool) -> None:
+    rows = res["rows"]
+    if incremental:
+        old = led.files[path]
+        agg = {k: list(v) for k, v in old["agg"].items()}
+        for k, v in aggregate_rows(rows, codex_aggkey, codex_vec).items():
+            _vec_add(agg.setdefault(k, [0, 0, 0, 0, 0.0, 0]), v)
+        days = [r[2] for r in rows] + (old["days"] or [])
+        res = dict(res, skipped=res["skipped"] + old.get("skipped", 0))
+        meta = _meta(st, path, res, agg, _days_of(days))
+        meta["state"] = res["state"]
+        led.extend_codex(path, meta, rows, _codex_keys(res["state"], st, rows))
+    else:
+        meta = _meta(st, path, res, aggregate_rows(rows, codex_aggkey, codex_vec), _days_of(r[2] for r in rows))
+        meta["state"] = res["state"]
+        led.put(path, meta, rows, _codex_keys(res["state"], st, rows))
+
+
+def _resolve_forks(pending: list[tuple], led: Ledger, roots: list[Path], tz: tzinfo,
+                   listing: dict[str, os.stat_result]) -> list[tuple]:
+    """Parse forked Codex sessions once their parent's totals at the fork time are known."""
+    sid_paths = {m["state"]["sid"]: p for p, m in led.files.items() if m.get("state", {}).get("sid")}
+    walked = False
+    out = []
+    for path, parent, fork_ts, _sid in pending:
+        ppath = sid_paths.get(parent)
+        if ppath is None and not walked:
+            walked = True
+            every: dict[str, os.stat_result] = {}
+            for r in roots:
+                codex_mod._walk(str(r), every, None, skip_years=False)
+            for p in sorted(every):
+                sid = codex_mod.session_id_of(p)
+                if sid and sid not in sid_paths:
+                    sid_paths[sid] = p
+            ppath = sid_paths.get(parent)
+        totals, resolved = None, False
+        if ppath is not None and fork_ts:
+            totals, resolved = codex_mod.parent_totals_at(ppath, tz, fork_ts), True
+        state = codex_mod.fork_state(totals, resolved)
+        out.append(("codex", path, 0, state, tz, True))
+    return out
+
+
+def scan_kind(kind: str, *, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str, scan_until: str,
+              cache_dir: Path | None, refresh: bool, progress: Progress | None = None,
+              workers: int | None = None) -> Ledger:
+    """Bring the ``kind`` (``claude``|``codex``) ledger up to date and return it."""
+    try:
+        return _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progress, workers)
+    except CacheInvalid:
+        return _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, True, progress, workers)
+
+
+def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progress, workers) -> Ledger:
+    led = Ledger(kind, cache_dir, tz_key(tz)) if refresh else Ledger.load(kind, cache_dir, tz_key(tz))
+    listing, roots = _listing(kind, led, home, env, tz, scan_since, scan_until, refresh)
+    tasks: list[tuple] = []
+    incremental: set[str] = set()
+    for path, st in listing.items():
+        m = led.files.get(path)
+        if m is not None and m["size"] == st.st_size and m["mtime"] == st.st_mtime_ns and m["ino"] == st.st_ino:
+            continue
+        if (m is not None and m["ino"] == st.st_ino and st.st_size >= m["size"]
+                and file_signature(path, m["offset"]) == m["sig"]):
+            incremental.add(path)
+            tasks.append((kind, path, m["offset"], dict(m.get("state") or {}) or None, tz, True))
+        else:
+            tasks.append((kind, path, 0, None, tz, False))
+    for path in [p for p in led.files if p not in listing]:
+        led.remove(path)
+    if tasks:
+        sizes = {p: st.st_size for p, st in listing.items()}
+        results = _run_tasks(tasks, sizes, progress, workers or cpu_count())
+        forks = []
+        apply = _apply_claude if kind == "claude" else _apply_codex
+        for path, res, special in sorted(results, key=lambda r: r[0]):
+            if special is not None:
+                if special[0] == "fork":
+                    forks.append((path, special[1], special[2], special[3]))
+                else:
+                    led.remove(path)
+                continue
+            apply(led, path, listing[path], res, path in incremental)
+        if forks:
+            for path, res, special in _run_tasks(_resolve_forks(forks, led, roots, tz, listing), sizes, None, 1):
+                if special is None:
+                    apply(led, path, listing[path], res, False)
+                else:
+                    led.remove(path)
+    led.totals()
+    try:
+        led.save()
+    except OSError:
+        pass
+    return led

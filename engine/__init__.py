@@ -9,8 +9,9 @@ Library use (what frontends embed):
 """
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Mapping
+import asyncio as _asyncio
+from typing import Any as _Any
+from typing import Mapping as _Mapping
 
 from .context import RunContext
 from .errors import FETCH_KINDS, EngineError, SpecError
@@ -19,12 +20,12 @@ from .run import Outcome, fetch, fetch_many
 
 
 def run(spec: Spec, ctx: RunContext, *, source: str | None = None,
-        account: Mapping[str, Any] | None = None) -> Outcome:
+        account: _Mapping[str, _Any] | None = None) -> Outcome:
     """Fetch one provider synchronously (a thin wrapper over the async `fetch`)."""
-    return asyncio.run(fetch(spec, ctx, source=source, account=account))
+    return _asyncio.run(fetch(spec, ctx, source=source, account=account))
 
 
-def usage(providers: list[str], ctx: RunContext | None = None, *, source: str | None = None) -> list[dict[str, Any]]:
+def usage(providers: list[str], ctx: RunContext | None = None, *, source: str | None = None) -> list[dict[str, _Any]]:
     """CodexBar-compatible payloads for `providers` (ids, CLI names or aliases), fetched concurrently."""
     from .config import load_config
     from .output import payload
@@ -34,10 +35,10 @@ def usage(providers: list[str], ctx: RunContext | None = None, *, source: str | 
         ctx = RunContext.live()
         ctx.config = load_config(ctx.env, ctx.home, list(PROVIDER_IDS)).entries
     specs = [find_spec(p) for p in providers]
-    return [payload(o) for o in asyncio.run(fetch_many(specs, ctx, source=source))]
+    return [payload(o) for o in _asyncio.run(fetch_many(specs, ctx, source=source))]
 
 
-def cost(providers: list[str], *, days: int = 30, ctx: RunContext | None = None, refresh: bool = False) -> list[dict[str, Any]]:
+def local_cost(providers: list[str], *, days: int = 30, ctx: RunContext | None = None, refresh: bool = False) -> list[dict[str, _Any]]:
     """CodexBar-compatible `cost` payloads (local Codex/Claude session-log scan)."""
     from .cost import scan_cost
 
@@ -53,7 +54,7 @@ __all__ = [
     "RunContext",
     "Spec",
     "SpecError",
-    "cost",
+    "local_cost",
     "fetch",
     "fetch_many",
     "find_spec",

@@ -31,7 +31,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; `cost`'s own options are only loaded when that command runs (keeps `run` fast)."""
     parser = _Parser(prog="engine", description="Declarative-spec provider engine for AI usage quotas: one YAML "
                      "spec per provider, run by one engine, JSON compatible with `codexbar usage --format json`.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -73,13 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="render every provider from its bundled cassettes (no network)")
     fmt(demo)
 
-    cost = sub.add_parser("cost", help="local token cost from Codex/Claude session logs")
-    try:
+    cost = sub.add_parser("cost", help="local token cost from Codex/Claude session logs (Codex, Claude, Vertex AI)",
+                          description="Scan Codex and Claude session logs for tokens and estimated cost per day "
+                          "and model (CodexBar `cost` JSON).")
+    if command == "cost":
         from .cost import cli as cost_cli
 
         cost_cli.add_arguments(cost)
-    except ImportError:
-        pass
     return parser
 
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     argv = list(sys.argv[1:] if argv is None else argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
     except UsageError as exc:
         return _command_error(str(exc), "args", argv, out, err)
     if args.command is None:

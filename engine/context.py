@@ -35,6 +35,8 @@ class RunContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     cache_dir: Path | None = None
     is_replay: bool = False
+    #: Builds a fresh transport per provider (live network); None shares `transport` (replay).
+    make_transport: Callable[[], httpx.AsyncBaseTransport] | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -43,23 +45,40 @@ class RunContext:
         return self.config.get(provider_id) or {}
 
     def http_client(self) -> httpx.AsyncClient:
-        """One client per run (connection pooling across providers); redirects are handled by request.py."""
-        return httpx.AsyncClient(transport=self.transport, follow_redirects=False, trust_env=False)
+        """A client for one provider's fetch; redirects are handled by request.py.
+
+        Each provider gets its own small connection pool: httpcore's pool scans every connection per request,
+        so one pool shared by 54 concurrent providers costs quadratic CPU.
+        """
+        transport = self.make_transport() if self.make_transport else self.transport
+        return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 
     @classmethod
     def live(cls, config: Mapping[str, Mapping[str, Any]] | None = None) -> "RunContext":
         env = dict(os.environ)
+        shared_ssl: list[Any] = []
+
+        def make_transport() -> httpx.AsyncBaseTransport:
+            if not shared_ssl:  # built once, lazily: loading the CA bundle costs tens of milliseconds
+                shared_ssl.append(httpx.create_ssl_context())
+            return _ProxyTransport(env, shared_ssl[0])
+
         return cls(
             env=env,
             home=Path.home(),
             clock=lambda: datetime.now(timezone.utc).replace(microsecond=0),
             tz=_local_tz(env),
-            transport=_ProxyTransport(env),
+            transport=httpx.MockTransport(_no_transport),
+            make_transport=make_transport,
             config=config or {},
             keyring_get=_keyring_get,
             cookies_get=_browser_cookies,
             cache_dir=_cache_dir(env),
         )
+
+
+def _no_transport(request: httpx.Request) -> httpx.Response:  # pragma: no cover - live contexts use make_transport
+    raise RuntimeError("live contexts build a transport per provider")
 
 
 def monotonic() -> float:
@@ -110,16 +129,18 @@ def _browser_cookies(domain: str) -> list[dict[str, Any]]:
 class _ProxyTransport(httpx.AsyncBaseTransport):
     """Real network transport honouring HTTP(S)_PROXY / ALL_PROXY / NO_PROXY from the context's env."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], ssl_context: Any = None) -> None:
         def get(name: str) -> str | None:
             return env.get(name) or env.get(name.lower()) or None
 
-        self._direct = httpx.AsyncHTTPTransport()
+        ssl_context = ssl_context or httpx.create_ssl_context()
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+        self._direct = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits)
         self._proxies: dict[str, httpx.AsyncHTTPTransport] = {}
         for scheme in ("http", "https"):
             url = get(f"{scheme.upper()}_PROXY") or get("ALL_PROXY")
             if url:
-                self._proxies[scheme] = httpx.AsyncHTTPTransport(proxy=url)
+                self._proxies[scheme] = httpx.AsyncHTTPTransport(proxy=url, verify=ssl_context, limits=limits)
         self._no_proxy = [h.strip().lstrip(".").lower() for h in (get("NO_PROXY") or "").split(",") if h.strip()]
 
     def _pick(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:

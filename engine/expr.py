@@ -6,6 +6,7 @@ Canonical split: JMESPath (extract.py) *selects* values from responses; a Jinja2
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -159,6 +160,144 @@ def title_words(s: Any) -> str | None:
     return " ".join(w[:1].upper() + w[1:].lower() for w in str(s).replace("_", " ").split())
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_PLAIN_INT = re.compile(r"[+-]?\d+")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def parse_number(x: Any, money: bool = False) -> float | None:
+    """Lenient number that never raises: a JSON number (true/false count as 1/0) or a plain decimal string
+    (`" 12.5 "`, `"1e3"`); anything else is None. `money=True` also strips `$` and `,` (`"$1,234.50"` -> 1234.5)."""
+    if isinstance(x, (bool, int, float)):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if isinstance(x, str):
+        s = x.strip()
+        if money:
+            s = s.replace("$", "").replace(",", "").strip()
+        return float(s) if _PLAIN_NUMBER.fullmatch(s) else None
+    return None
+
+
+def fraction_percent(x: Any) -> float | None:
+    """A percentage that may be sent as a fraction: values ≤ 1 are fractions (×100: 0.5 -> 50, exactly 1 -> 100),
+    larger values are percents already. Non-numbers -> None."""
+    v = parse_number(x)
+    if v is None:
+        return None
+    return v * 100 if v <= 1 else v
+
+
+def parse_date(x: Any) -> datetime | None:
+    """A date from an ISO-8601 date-time with offset (`2026-07-01T12:00:00Z`, fractional seconds optional) or an
+    epoch number/numeric string: > 1e12 is milliseconds, > 1e9 seconds, smaller numbers are not dates. Else None."""
+    if isinstance(x, datetime):
+        return x
+    v = parse_number(x)
+    if v is not None:
+        if v > 1e12:
+            return datetime.fromtimestamp(v / 1000, timezone.utc)
+        if v > 1e9:
+            return datetime.fromtimestamp(v, timezone.utc)
+        return None
+    if isinstance(x, str) and _ISO_DATETIME.fullmatch(x.strip()):
+        try:
+            return iso(x)
+        except ValueError:
+            return None
+    return None
+
+
+#: Unit suffixes of duration_minutes (minutes per unit); the longest matching suffix wins.
+_DURATION_UNITS = sorted(
+    {"minutes": 1, "minute": 1, "mins": 1, "min": 1, "m": 1, "hours": 60, "hour": 60, "hrs": 60, "hr": 60,
+     "h": 60, "days": 1440, "day": 1440, "d": 1440}.items(), key=lambda kv: -len(kv[0]))
+
+
+def duration_minutes(text: Any) -> int | None:
+    """Minutes of a "<number><unit>" duration text (`"5hr"` -> 300, `"30 min"` -> 30, `"1.5h"` -> 90, `"2 days"`);
+    case and spaces ignored; units minutes/minute/mins/min/m, hours/hour/hrs/hr/h, days/day/d (longest suffix
+    wins). Rounded half away from zero; a non-positive or unparsable number, or an unknown unit -> None."""
+    if not isinstance(text, str):
+        return None
+    s = text.strip().lower().replace(" ", "")
+    for suffix, minutes in _DURATION_UNITS:
+        if s.endswith(suffix):
+            v = parse_number(s[: -len(suffix)])
+            if v is None or v <= 0:
+                return None
+            return int(round_half_up(v * minutes) or 0)
+    return None
+
+
+def _as_kind(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "any":
+        return value
+    if kind == "number":
+        return parse_number(value)
+    if kind == "money":
+        return parse_number(value, money=True)
+    if kind == "integer":
+        if isinstance(value, (bool, int, float)):
+            return int(value) if math.isfinite(value) else None
+        return int(value.strip()) if isinstance(value, str) and _PLAIN_INT.fullmatch(value.strip()) else None
+    if kind == "string":
+        return (value.strip() or None) if isinstance(value, str) else None
+    if kind == "date":
+        return parse_date(value)
+    if kind == "object":
+        return value if isinstance(value, dict) else None
+    if kind == "array":
+        return value if isinstance(value, list) else None
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def first_key(obj: Any, keys: Any, kind: str = "any") -> Any:
+    """The value of the first of `keys` that `obj` holds as a `kind`, converted; None when none does (or `obj` is
+    not an object). Kinds: any (not null), number (parse_number), money (parse_number with money=True), integer
+    (numbers truncated, integer strings), string (trimmed, non-blank), date (parse_date), object, array.
+    first_key(q, ['used', 'usage'], 'number')."""
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(keys, str):
+        keys = [keys]
+    for key in keys:
+        value = _as_kind(obj.get(key), kind)
+        if value is not None:
+            return value
+    return None
+
+
+def find_objects(value: Any, keys: Any, kind: str = "any") -> list[dict[str, Any]]:
+    """Every object inside `value` (depth first; arrays in order, object keys in sorted order) that holds one of
+    `keys` as a `kind` (see first_key). A matching object is returned whole and not searched further."""
+    found: list[dict[str, Any]] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, list):
+            for item in v:
+                walk(item)
+        elif isinstance(v, dict):
+            if first_key(v, keys, kind) is not None:
+                found.append(v)
+            else:
+                for k in sorted(v):
+                    walk(v[k])
+
+    walk(value)
+    return found
+
+
+def require(value: Any, message: str, kind: str = "parse_failure") -> Any:
+    """`value` itself when it is present (not None, not an empty list/object/string); otherwise the fetch fails
+    with error `kind` (default parse_failure) and `message`."""
+    if value is None or (isinstance(value, (list, dict, str)) and not value):
+        raise EngineError(kind, message)
+    return value
+
+
 class _Helpers:
     """Functions bound to the run's clock and time zone."""
 
@@ -194,6 +333,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "url_path_or": url_path_or,
     "sort_by": sort_by,
     "title_words": title_words,
+    "parse_number": parse_number,
+    "fraction_percent": fraction_percent,
+    "parse_date": parse_date,
+    "duration_minutes": duration_minutes,
+    "first_key": first_key,
+    "find_objects": find_objects,
+    "require": require,
     "floor": math.floor,
     "ceil": math.ceil,
     "max": max,

@@ -53,6 +53,8 @@ class Sent:
 def _render(value: Any, variables: dict[str, Any], what: str) -> Any:
     """Render every string in a (possibly nested) value as a template."""
     if isinstance(value, str):
+        if "{" not in value:  # plain text: no template to render
+            return value
         return evaluate(compile_template(value), variables, what=what)
     if isinstance(value, list):
         return [_render(v, variables, f"{what}[{i}]") for i, v in enumerate(value)]
@@ -87,11 +89,11 @@ def render_step(step: Mapping[str, Any], variables: dict[str, Any]) -> httpx.Req
     sid = step["id"]
     url = _render(step["url"], variables, f"step {sid} url").strip()
     query = {k: _render(v, variables, f"step {sid} query.{k}") for k, v in step.get("query", {}).items()}
+    query = {k: v for k, v in query.items() if v != ""}  # an empty value is not sent and replaces nothing
     if query:
         parts = urlsplit(url)
         existing = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in query]
-        pairs = existing + [(k, v) for k, v in query.items() if v != ""]
-        url = urlunsplit(parts._replace(query=urlencode(pairs)))
+        url = urlunsplit(parts._replace(query=urlencode(existing + list(query.items()))))
     headers = {k: _render(v, variables, f"step {sid} headers.{k}") for k, v in step.get("headers", {}).items()}
     headers = {k: v for k, v in headers.items() if v != ""}
     if "auth" in step:

@@ -265,25 +265,22 @@ async def fetch_many(
     accounts: Mapping[str, list[Mapping[str, Any] | None]] | None = None,
     timeout_s: float = PROVIDER_TIMEOUT_S,
 ) -> list[Outcome]:
-    """Fetch providers concurrently (one shared HTTP client); results keep the input order."""
-    async with ctx.http_client() as client:
+    """Fetch providers concurrently (a client each, see RunContext.http_client); results keep the input order."""
 
-        async def one(spec: Spec, account: Mapping[str, Any] | None) -> Outcome:
-            try:
-                return await asyncio.wait_for(
-                    fetch(spec, ctx, source=source, account=account, client=client), timeout_s
-                )
-            except asyncio.TimeoutError:
-                mode = _resolve_mode(spec, ctx, source)
-                return Outcome(spec.id, mode, account=(account or {}).get("label"),
-                               error=EngineError("timeout", f"{spec.id} usage timed out", provider=spec.id))
-            except Exception as exc:  # noqa: BLE001 - one provider's crash must not sink the others
-                mode = _resolve_mode(spec, ctx, source)
-                return Outcome(spec.id, mode, error=EngineError("api_failure", f"internal error: {exc!r}",
-                                                                provider=spec.id))
+    async def one(spec: Spec, account: Mapping[str, Any] | None) -> Outcome:
+        try:
+            return await asyncio.wait_for(fetch(spec, ctx, source=source, account=account), timeout_s)
+        except asyncio.TimeoutError:
+            mode = _resolve_mode(spec, ctx, source)
+            return Outcome(spec.id, mode, account=(account or {}).get("label"),
+                           error=EngineError("timeout", f"{spec.id} usage timed out", provider=spec.id))
+        except Exception as exc:  # noqa: BLE001 - one provider's crash must not sink the others
+            mode = _resolve_mode(spec, ctx, source)
+            return Outcome(spec.id, mode, error=EngineError("api_failure", f"internal error: {exc!r}",
+                                                            provider=spec.id))
 
-        jobs = []
-        for spec in specs:
-            for account in (accounts or {}).get(spec.id, [None]):
-                jobs.append(one(spec, account))
-        return list(await asyncio.gather(*jobs))
+    jobs = []
+    for spec in specs:
+        for account in (accounts or {}).get(spec.id, [None]):
+            jobs.append(one(spec, account))
+    return list(await asyncio.gather(*jobs))

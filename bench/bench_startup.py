@@ -1,0 +1,39 @@
+"""Cold start: `engine run openrouter --cassette …` vs `python -c "import httpx"`, side by side.
+
+    .venv/bin/python bench/bench_startup.py [--runs 15]
+
+Target: the engine run takes at most 2x the bare httpx import (spec-validation verdicts cached, as after
+the first run on a machine).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from common import PY, ROOT, engine_env, side_by_side
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    engine_bin = str(Path(PY).with_name("engine"))
+    cassette = str(ROOT / "fixtures" / "openrouter" / "normal.yaml")
+    with tempfile.TemporaryDirectory() as cache:
+        env = engine_env(Path(cache))
+        medians = side_by_side({
+            "python -c pass": [PY, "-c", "pass"],
+            "python -c 'import httpx'": [PY, "-c", "import httpx"],
+            "engine run openrouter --cassette": [engine_bin, "run", "openrouter", "--cassette", cassette,
+                                                 "--format", "json"],
+        }, args.runs, env)
+    base = medians["python -c 'import httpx'"]
+    for name, seconds in medians.items():
+        print(f"{name:<36} median {seconds * 1000:7.1f} ms   x{seconds / base:4.2f} of import httpx")
+    ratio = medians["engine run openrouter --cassette"] / base
+    print(f"target <= 2.00x: {'PASS' if ratio <= 2 else 'FAIL'} ({ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""cli.py: commands, CodexBar-compatible errors and exit codes."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+from ..conftest import ROOT
+
+OPENROUTER = ROOT / "fixtures" / "openrouter"
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_run_text_output() -> None:
+    code, out, err = cli("run", "or", "--cassette", str(OPENROUTER / "normal.yaml"))
+    assert code == 0 and err == ""
+    assert out.splitlines() == ["== OpenRouter (api) ==", "Credits: 75% left [=========---]", "Plan: Balance: $74.50"]
+
+
+def test_run_pretty_json_sorts_keys_swift_style() -> None:
+    code, out, _ = cli("run", "openrouter", "--cassette", str(OPENROUTER / "normal.yaml"), "--format", "json",
+                       "--pretty")
+    assert code == 0 and out.startswith('{\n  "provider" : "openrouter",\n  "source" : "api",')
+    assert '"usedPercent" : 25\n' in out  # integral doubles without a fraction
+
+
+def test_run_trace_shows_masked_requests_and_field_sources() -> None:
+    code, _, err = cli("run", "openrouter", "--cassette", str(OPENROUTER / "normal.yaml"), "--trace")
+    assert code == 0
+    assert "step credits: GET https://openrouter.ai/api/v1/credits -> 200" in err
+    assert "authorization: Bearer ****" in err and "sk-or-v1-test-normal" not in err
+    assert "usage.primary.usedPercent <- clamp(percent(key_usage, key_limit), 0, 100) = 25.0" in err
+
+
+def test_run_error_exit_codes() -> None:
+    code, out, err = cli("run", "openrouter", "--cassette", str(OPENROUTER / "html_body.yaml"), "--format", "json")
+    assert code == 3 and json.loads(out)["error"]["kind"] == "parse_failure"
+    code, out, err = cli("run", "openrouter", "--cassette", str(OPENROUTER / "unauthorized.yaml"))
+    assert code == 1 and out == "" and err.startswith("Error (openrouter): OpenRouter rejected the API key")
+
+
+def test_unknown_provider_lists_close_matches() -> None:
+    code, _, err = cli("run", "openroutr", "--cassette", str(OPENROUTER / "normal.yaml"))
+    assert code == 1 and "unknown provider 'openroutr' (did you mean 'openrouter'?)" in err
+    code, out, _ = cli("usage", "--provider", "openroutr", "--format", "json")
+    payload = json.loads(out)
+    assert code == 1 and payload[0]["provider"] == "cli" and payload[0]["error"]["kind"] == "args"
+
+
+def test_cassette_for_another_provider_is_refused() -> None:
+    code, _, err = cli("run", "zai", "--cassette", str(OPENROUTER / "normal.yaml"))
+    assert code == 1 and "is for 'openrouter'" in err
+
+
+def test_bad_arguments_in_json_mode_print_a_command_error_array() -> None:
+    code, out, _ = cli("usage", "--format", "json", "--bogus")
+    assert code == 1
+    assert json.loads(out) == [{"provider": "cli", "source": "cli",
+                                "error": {"code": 1, "message": "unrecognized arguments: --bogus", "kind": "args"}}]
+
+
+def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, providers: list[dict]) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / ".config" / "codexbar" / "config.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"version": 1, "providers": providers}))
+
+
+def test_usage_without_config_selects_only_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, out, err = cli("usage", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_usage_rows_follow_config_order_and_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _config(tmp_path, monkeypatch, [{"id": "openrouter", "enabled": True}, {"id": "codex", "enabled": False}])
+    code, out, err = cli("usage", "--format", "json")
+    rows = json.loads(out)
+    assert code == 1 and [r["provider"] for r in rows] == ["openrouter"]
+    assert rows[0]["error"]["kind"] == "missing_credential" and rows[0]["source"] == "auto"
+
+
+def test_usage_rejects_bad_source_and_account_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, out, _ = cli("usage", "--source", "bogus", "--format", "json")
+    assert json.loads(out)[0]["error"]["message"] == "Error: --source must be auto|web|cli|oauth|api."
+    code, out, _ = cli("usage", "--provider", "openrouter", "--account", "work", "--format", "json")
+    assert json.loads(out)[0]["error"]["message"] == "Error: openrouter does not support token accounts."
+
+
+def test_config_with_unknown_provider_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _config(tmp_path, monkeypatch, [{"id": "nosuch", "enabled": True}])
+    code, out, _ = cli("usage", "--format", "json")
+    err = json.loads(out)[0]["error"]
+    assert code == 1 and err["kind"] == "config" and "Failed to decode CodexBar config" in err["message"]
+
+
+def test_list_never_prints_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-very-secret")
+    code, out, _ = cli("list", "--format", "json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert code == 0 and rows["openrouter"]["inputs"]["token"]["presentInEnv"] is True
+    assert "sk-or-v1-very-secret" not in out
+    assert rows["openrouter"]["strategies"] == [{"id": "api", "kind": "api", "source": "api",
+                                                 "implementation": "declarative"}]
+
+
+def test_validate_command(tmp_path: Path) -> None:
+    code, out, _ = cli("validate", str(ROOT / "fixtures" / "invalid-specs" / "misspelled_key.yaml"))
+    assert code == 1 and "did you mean 'steps'" in out
+    code, out, _ = cli("validate", str(ROOT / "specs" / "openrouter.yaml"))
+    assert code == 0 and "1 spec(s) OK" in out
+
+
+def test_demo_json_renders_every_spec_with_fixtures() -> None:
+    code, out, _ = cli("demo", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and any(r["provider"] == "openrouter" and r["source"] == "api" for r in rows)

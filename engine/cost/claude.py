@@ -66,7 +66,7 @@ def list_claude_files(roots: list[Path]) -> dict[str, os.stat_result]:
                 if e.name.startswith("."):
                     continue
                 try:
-                    if e.is_dir(follow_symlinks=True):
+                    if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
                     elif e.name.lower().endswith(".jsonl"):
                         st = e.stat()
@@ -96,8 +96,12 @@ def _has_vertex_metadata(obj: Any) -> bool:
     return False
 
 
-def is_vertex_entry(obj: dict, message: dict) -> bool:
-    """CodexBar's Vertex AI tag: ``_vrtx_`` ids, ``claude-…@version`` models, or Vertex/GCP metadata."""
+def is_vertex_entry(obj: dict, message: dict, raw: bytes | None = None) -> bool:
+    """CodexBar's Vertex AI tag: ``_vrtx_`` ids, ``claude-…@version`` models, or Vertex/GCP metadata.
+
+    ``raw`` (the line's bytes) lets the metadata walk be skipped when neither ``vertex`` nor
+    ``gcp`` occurs anywhere in the line -- the walk cannot match then.
+    """
     mid = message.get("id")
     if isinstance(mid, str) and "_vrtx_" in mid:
         return True
@@ -107,6 +111,10 @@ def is_vertex_entry(obj: dict, message: dict) -> bool:
     model = message.get("model")
     if isinstance(model, str) and model.startswith("claude-") and "@" in model:
         return True
+    if raw is not None:
+        low = raw.lower()
+        if low.find(b"vertex") < 0 and low.find(b"gcp") < 0:
+            return False
     # `obj` is searched recursively, which already covers metadata/request/context/client
     # and message.metadata/message.request.
     return _has_vertex_metadata(obj)
@@ -175,7 +183,7 @@ class _ClaudeParse:
         side = obj.get("isSidechain")
         row = [day, norm, inp, cr, cc, cc1h, out, cost,
                1 if (side is True or (type(side) in (int, float) and side)) else 0,
-               1 if is_vertex_entry(obj, msg) else 0]
+               1 if is_vertex_entry(obj, msg, raw) else 0]
         mid = msg.get("id")
         rid = obj.get("requestId")
         if type(mid) is str and type(rid) is str:

@@ -89,7 +89,7 @@ def _walk(root: str, found: dict[str, os.stat_result], modified_since: float | N
                 if e.name.startswith("."):
                     continue
                 try:
-                    if e.is_dir():
+                    if e.is_dir(follow_symlinks=False):
                         if not (skip_years and d == root and len(e.name) == 4 and e.name.isdigit()):
                             stack.append(e.path)
                     elif e.name.lower().endswith(".jsonl"):

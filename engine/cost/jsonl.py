@@ -12,8 +12,10 @@ import hashlib
 from datetime import datetime, timedelta, tzinfo
 from typing import Callable
 
-CHUNK = 4 << 20
-SIG_BYTES = 64
+CHUNK = 1 << 20
+SIG_EDGE = 8192
+SIG_SAMPLES = 32
+SIG_SAMPLE = 256
 
 
 def read_blocks(path: str, offset: int, max_line: int,
@@ -77,16 +79,25 @@ def read_blocks(path: str, offset: int, max_line: int,
 
 
 def file_signature(path: str, offset: int) -> str:
-    """Hash of the first and the last ``SIG_BYTES`` bytes before ``offset``.
+    """Hash of the bytes before ``offset``: the first and last ``SIG_EDGE`` bytes plus
+    ``SIG_SAMPLES`` evenly spaced ``SIG_SAMPLE``-byte windows (the whole prefix when small).
 
-    Stored with a cached offset so an append (same prefix) is told apart from a rewrite.
+    Stored with a cached offset so an append (same prefix) is told apart from a rewrite
+    without re-reading the file.
     """
     h = hashlib.blake2b(digest_size=8)
+    h.update(offset.to_bytes(8, "little"))
     with open(path, "rb") as f:
-        h.update(f.read(min(SIG_BYTES, offset)))
-        if offset > SIG_BYTES:
-            f.seek(max(SIG_BYTES, offset - SIG_BYTES))
-            h.update(f.read(offset - max(SIG_BYTES, offset - SIG_BYTES)))
+        if offset <= 2 * SIG_EDGE + SIG_SAMPLES * SIG_SAMPLE:
+            h.update(f.read(offset))
+        else:
+            h.update(f.read(SIG_EDGE))
+            step = (offset - 2 * SIG_EDGE) // (SIG_SAMPLES + 1)
+            for i in range(1, SIG_SAMPLES + 1):
+                f.seek(SIG_EDGE + i * step)
+                h.update(f.read(SIG_SAMPLE))
+            f.seek(offset - SIG_EDGE)
+            h.update(f.read(SIG_EDGE))
     return h.hexdigest()
 
 
@@ -135,13 +146,13 @@ class DayKeyer:
             dt = self.parse(ts)
             if dt is None:
                 return None
-            d = dt.astimezone(self.tz).strftime("%Y-%m-%d")
+            d = dt.astimezone(self.tz).date().isoformat()
             self._memo[k] = d
             return d
         dt = self.parse(ts)
         if dt is None:
             return None
-        return dt.astimezone(self.tz).strftime("%Y-%m-%d")
+        return dt.astimezone(self.tz).date().isoformat()
 
 
 def shift_day(day: str, days: int) -> str:

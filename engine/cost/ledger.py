@@ -12,7 +12,8 @@ Only changed files are re-parsed, so a rescan costs ``O(changed bytes + changed 
 
 Cache files in ``cache_dir`` (all written atomically, tmp + ``os.replace``)::
 
-    cost-<kind>-index.json      files' stat/offset/state/agg, the dups, the total
+    cost-<kind>-index.json      files' stat + the total: all a scan with nothing changed reads
+    cost-<kind>-files.json      files' offset/signature/parser state/agg, the dups
     cost-<kind>-keys.bin        every file's key hashes (read only when something changed)
     cost-claude-rows-<nn>.json  Claude rows, 64 shards by path (read for changed files only)
 
@@ -101,10 +102,13 @@ class Ledger:
         self.kind = kind
         self.cache_dir = cache_dir
         self.tz_key = tz_key
-        self.files: dict[str, dict[str, Any]] = {}
-        self.dups: dict[int, Any] = {}
+        self._files: dict[str, dict[str, Any]] | None = {}
+        self._dups: dict[int, Any] = {}
+        self.stat: dict[str, list] = {}       # path -> [size, mtime_ns, ino, first_day, last_day]
         self.total: dict[str, list] | None = None
+        self.skipped = 0
         self.gen = 0
+        self.files_gen = 0
         self.shard_gen: list[int] = [0] * SHARDS
         self.keys_gen = 0
         self._keys: dict[str, array] | None = None      # path -> key hashes
@@ -134,17 +138,37 @@ class Ledger:
             doc = orjson.loads(raw)
             if type(doc) is not dict or doc.get("header") != led._header():
                 raise CacheInvalid
-            led.files = doc["files"]
-            led.dups = {int(k): v for k, v in doc["dups"].items()}
+            led.stat = doc["stat"]
             led.total = doc["total"]
+            led.skipped = int(doc["skipped"])
             led.gen = int(doc["gen"])
+            led.files_gen = int(doc["files_gen"])
             led.shard_gen = list(doc["shard_gen"])
             led.keys_gen = int(doc["keys_gen"])
-            if type(led.files) is not dict or len(led.shard_gen) != SHARDS:
+            if type(led.stat) is not dict or type(led.total) is not dict or len(led.shard_gen) != SHARDS:
                 raise CacheInvalid
-        except (CacheInvalid, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (CacheInvalid, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return cls(kind, cache_dir, tz_key)
+        led._files = None  # loaded on first use
         return led
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        if self._files is None:
+            try:
+                doc = orjson.loads(self._p(f"cost-{self.kind}-files.json").read_bytes())
+                if doc.get("gen") != self.files_gen or set(doc["files"]) != set(self.stat):
+                    raise CacheInvalid
+                self._files = doc["files"]
+                self._dups = {int(k): v for k, v in doc["dups"].items()}
+            except (OSError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
+                raise CacheInvalid from exc
+        return self._files
+
+    @property
+    def dups(self) -> dict[int, Any]:
+        self.files  # noqa: B018 - dups live in the same file
+        return self._dups
 
     def _load_keys(self) -> None:
         if self._keys is not None:
@@ -212,9 +236,15 @@ class Ledger:
             head = array("q", [gen, len(self.files)])
             atomic_write(self._p(f"cost-{self.kind}-keys.bin"), head.tobytes() + data.tobytes())
             self.keys_gen = gen
+        if self._files is not None:
+            atomic_write(self._p(f"cost-{self.kind}-files.json"),
+                         orjson.dumps({"gen": gen, "files": self._files,
+                                       "dups": {str(k): v for k, v in self._dups.items()}}))
+            self.files_gen = gen
         self.gen = gen
-        doc = {"header": self._header(), "gen": gen, "keys_gen": self.keys_gen, "shard_gen": self.shard_gen,
-               "files": self.files, "dups": {str(k): v for k, v in self.dups.items()}, "total": self.total}
+        doc = {"header": self._header(), "gen": gen, "keys_gen": self.keys_gen, "files_gen": self.files_gen,
+               "shard_gen": self.shard_gen, "stat": self.stat, "total": self.totals(),
+               "skipped": self.skipped_lines()}
         atomic_write(self._p(f"cost-{self.kind}-index.json"), orjson.dumps(doc))
         self._dirty_shards.clear()
         self.changed = False
@@ -247,11 +277,13 @@ class Ledger:
             else:
                 self._keymap.pop(h, None)
         del self.files[path]
+        self.stat.pop(path, None)
         if self.kind == "claude":
             b = shard_of(path)
             if self._shard(b).pop(path, None) is not None:
                 self._dirty_shards.add(b)
         self.total = None
+        self.skipped = -1
         self.changed = True
 
     def put(self, path: str, meta: dict[str, Any], rows: Any, key_list: list[int]) -> None:
@@ -261,6 +293,7 @@ class Ledger:
         self._load_keys()
         assert self._keys is not None and self._keymap is not None
         self.files[path] = meta
+        self._set_stat(path, meta)
         self._keys[path] = array("q", key_list)
         if self.kind == "claude":
             b = shard_of(path)
@@ -280,11 +313,17 @@ class Ledger:
         self._load_keys()
         assert self._keys is not None
         self.files[path] = meta
+        self._set_stat(path, meta)
         self._keys.setdefault(path, array("q")).extend(new_keys)
         for row, h in zip(new_rows, new_keys):
             self._link_codex(h, path, row)
         self.total = None
         self.changed = True
+
+    def _set_stat(self, path: str, meta: dict[str, Any]) -> None:
+        days = meta.get("days") or [None, None]
+        self.stat[path] = [meta["size"], meta["mtime"], meta["ino"], days[0], days[1]]
+        self.skipped = -1
 
     def _link_claude(self, h: int, path: str, row: list) -> None:
         assert self._keymap is not None
@@ -347,7 +386,9 @@ class Ledger:
         return self.total
 
     def skipped_lines(self) -> int:
-        return sum(m.get("skipped", 0) + m.get("tail_bad", 0) for m in self.files.values())
+        if self.skipped < 0:
+            self.skipped = sum(m.get("skipped", 0) + m.get("tail_bad", 0) for m in self.files.values())
+        return self.skipped
 
 
 def aggregate_rows(rows: Iterable[list], aggkey, vec) -> dict[str, list]:

@@ -54,6 +54,7 @@ def _claude_historical() -> dict[str, list[tuple[float, dict[str, Any]]]]:
 
 # --------------------------------------------------------------------------- names
 
+@lru_cache(maxsize=4096)
 def normalize_codex_model(raw: str) -> str:
     """Strip ``openai/`` and a trailing ``-YYYY-MM-DD`` when the base name is priced."""
     name = raw.strip()
@@ -68,6 +69,7 @@ def normalize_codex_model(raw: str) -> str:
     return name
 
 
+@lru_cache(maxsize=4096)
 def normalize_claude_model(raw: str) -> str:
     """Drop ``anthropic.``, keep the ``claude-…`` tail after the last ``.``, drop ``-vN:M``,
     and drop a ``-YYYYMMDD`` (or Vertex ``@YYYYMMDD``) suffix when the base name is priced."""

@@ -35,12 +35,30 @@ def cpu_count() -> int:
 
 # --------------------------------------------------------------------------- worker side
 
+def _finish_full(kind: str, path: str, res: dict) -> dict:
+    """Per-file aggregates, key hashes, day span and signature of a whole-file parse (worker side)."""
+    if kind == "claude":
+        all_rows = list(res["rows"].values()) + res["unkeyed"]
+        res["agg"] = aggregate_rows(all_rows, claude_aggkey, claude_vec)
+        res["keys"] = [key_hash(k) for k in res["rows"]]
+        res["days"] = _days_of(r[0] for r in all_rows)
+    else:
+        st = os.stat(path)
+        res["agg"] = aggregate_rows(res["rows"], codex_aggkey, codex_vec)
+        res["keys"] = _codex_keys(res["state"], st, res["rows"])
+        res["days"] = _days_of(r[2] for r in res["rows"])
+    res["sig"] = file_signature(path, res["offset"])
+    return res
+
+
 def _parse_one(task: tuple) -> tuple:
     kind, path, offset, state, tz, forks_resolved = task
     try:
         if kind == "claude":
-            return path, claude_mod.parse_claude_file(path, offset, tz), None
-        return path, codex_mod.parse_codex_file(path, offset, tz, state, forks_resolved), None
+            res = claude_mod.parse_claude_file(path, offset, tz)
+        else:
+            res = codex_mod.parse_codex_file(path, offset, tz, state, forks_resolved)
+        return path, (_finish_full(kind, path, res) if offset == 0 else res), None
     except codex_mod.NeedsFork as fork:
         return path, None, ("fork", fork.parent, fork.fork_ts, fork.sid)
     except OSError as exc:
@@ -99,13 +117,13 @@ def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzi
         roots = claude_mod.claude_roots(home, env)
         return claude_mod.list_claude_files(roots), roots
     roots = codex_mod.codex_roots(home, env)
-    cold = refresh or not led.files
+    cold = refresh or not led.stat
     found = codex_mod.list_codex_files(roots, scan_since, scan_until,
                                        lookback_since=_day_start_epoch(scan_since, tz) if cold else None,
                                        full=refresh)
-    for path, meta in led.files.items():
-        days = meta.get("days")
-        if path in found or not days or days[1] < scan_since or days[0] > scan_until:
+    for path, st_entry in led.stat.items():
+        first, last = st_entry[3], st_entry[4]
+        if path in found or first is None or last < scan_since or first > scan_until:
             continue
         try:
             found[path] = os.stat(path)
@@ -134,7 +152,7 @@ def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzi
 def _meta(st: os.stat_result, path: str, res: dict, agg: dict, days: list | None) -> dict[str, Any]:
     off = res["offset"]
     return {"size": st.st_size, "mtime": st.st_mtime_ns, "ino": st.st_ino, "dev": st.st_dev, "offset": off,
-            "sig": file_signature(path, off), "agg": agg, "days": days,
+            "sig": res.get("sig") or file_signature(path, off), "agg": agg, "days": days,
             "skipped": res["skipped"], "tail_bad": res["tail_bad"]}
 
 
@@ -152,12 +170,13 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
             rows[k] = row
         unkeyed = list(old["unkeyed"]) + res["unkeyed"]
         res = dict(res, skipped=res["skipped"] + led.files[path].get("skipped", 0))
+        all_rows = list(rows.values()) + unkeyed
+        meta = _meta(st, path, res, aggregate_rows(all_rows, claude_aggkey, claude_vec),
+                     _days_of(r[0] for r in all_rows))
+        led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
     else:
-        rows, unkeyed = res["rows"], res["unkeyed"]
-    all_rows = list(rows.values()) + unkeyed
-    agg = aggregate_rows(all_rows, claude_aggkey, claude_vec)
-    meta = _meta(st, path, res, agg, _days_of(r[0] for r in all_rows))
-    led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
+        meta = _meta(st, path, res, res["agg"], res["days"])
+        led.put(path, meta, {"rows": res["rows"], "unkeyed": res["unkeyed"]}, res["keys"])
 
 
 def _codex_keys(meta_state: dict, st: os.stat_result, rows: list) -> list[int]:
@@ -179,15 +198,15 @@ def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremen
         meta["state"] = res["state"]
         led.extend_codex(path, meta, rows, _codex_keys(res["state"], st, rows))
     else:
-        meta = _meta(st, path, res, aggregate_rows(rows, codex_aggkey, codex_vec), _days_of(r[2] for r in rows))
+        meta = _meta(st, path, res, res["agg"], res["days"])
         meta["state"] = res["state"]
-        led.put(path, meta, rows, _codex_keys(res["state"], st, rows))
+        led.put(path, meta, rows, res["keys"])
 
 
 def _resolve_forks(pending: list[tuple], led: Ledger, roots: list[Path], tz: tzinfo,
                    listing: dict[str, os.stat_result]) -> list[tuple]:
     """Parse forked Codex sessions once their parent's totals at the fork time are known."""
-    sid_paths = {m["state"]["sid"]: p for p, m in led.files.items() if m.get("state", {}).get("sid")}
+    sid_paths = {m["state"]["sid"]: p for p, m in led.files.items() if (m.get("state") or {}).get("sid")}
     walked = False
     out = []
     for path, parent, fork_ts, _sid in pending:
@@ -226,16 +245,17 @@ def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progr
     tasks: list[tuple] = []
     incremental: set[str] = set()
     for path, st in listing.items():
-        m = led.files.get(path)
-        if m is not None and m["size"] == st.st_size and m["mtime"] == st.st_mtime_ns and m["ino"] == st.st_ino:
+        s = led.stat.get(path)
+        if s is not None and s[0] == st.st_size and s[1] == st.st_mtime_ns and s[2] == st.st_ino:
             continue
+        m = led.files.get(path) if s is not None else None
         if (m is not None and m["ino"] == st.st_ino and st.st_size >= m["size"]
                 and file_signature(path, m["offset"]) == m["sig"]):
             incremental.add(path)
             tasks.append((kind, path, m["offset"], dict(m.get("state") or {}) or None, tz, True))
         else:
             tasks.append((kind, path, 0, None, tz, False))
-    for path in [p for p in led.files if p not in listing]:
+    for path in [p for p in led.stat if p not in listing]:
         led.remove(path)
     if tasks:
         sizes = {p: st.st_size for p, st in listing.items()}

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Benchmark `engine cost` against ccusage 20 on a generated session-log corpus.
+
+    .venv/bin/python bench/bench_cost.py                     # 500MB corpus, 3 runs each
+    .venv/bin/python bench/bench_cost.py --size 50MB --runs 5 --skip-ccusage
+
+Generates (or reuses) a fake HOME with /work/shared/tools/gen_cost_logs.py, then measures in
+one run, each scan in a fresh subprocess so peak RSS is that scan's alone:
+
+* our cold scan (empty cache), warm re-scan (nothing changed), re-scan after one new Claude
+  and one new Codex session were added;
+* ccusage@20.0.24 (`npm install` into the bench dir) `daily --offline --json` with HOME=corpus;
+
+and prints medians, ratios, and the token totals of both next to the generator's manifest.
+Peak memory = the largest sum of PSS (and, for reference, of RSS) over the process tree, sampled
+every 5 ms, so the pool workers and ccusage's node wrapper + native binary are all counted; PSS
+counts pages shared by forked workers once.  Files are in the OS page
+cache for every run (the corpus was just written/read), so "cold" means "no scan cache".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GEN = Path("/work/shared/tools/gen_cost_logs.py")
+NOW = "2026-07-01T12:00:00+00:00"
+END_DATE = "2026-06-30"
+
+
+# --------------------------------------------------------------------------- child (one scan)
+
+def child(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO))
+    from datetime import datetime, timezone
+
+    t0 = time.perf_counter()
+    from engine.cost import scan_cost
+
+    t1 = time.perf_counter()
+    env = json.loads(args.env)
+    payloads = scan_cost(["codex", "claude"], days=args.days, home=Path(args.home), env=env,
+                         now=datetime.fromisoformat(NOW), tz=timezone.utc,
+                         cache_dir=Path(args.cache) if args.cache else None)
+    t2 = time.perf_counter()
+    print(json.dumps({"import_s": t1 - t0, "scan_s": t2 - t1,
+                      "totals": {p["provider"]: p.get("totals", {}) for p in payloads}}))
+
+
+# --------------------------------------------------------------------------- measuring
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def _tree_mem_kb(pid: int) -> tuple[int, int]:
+    """(sum of PSS, sum of RSS) over the process tree; PSS splits pages shared between a
+    forked pool's processes instead of counting them once per process."""
+    pss = rss = 0
+    stack, seen = [pid], set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+        stack.extend(_children(p))
+    return pss, rss
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> dict:
+    peak = [0, 0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pss, rss = _tree_mem_kb(proc.pid)
+            peak[0], peak[1] = max(peak[0], pss), max(peak[1], rss)
+            time.sleep(0.005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    th.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
+    return {"wall_s": wall, "peak_pss_mb": peak[0] / 1024, "peak_rss_mb": peak[1] / 1024, "stdout": out.decode()}
+
+
+def ours(home: Path, cache: Path | None, days: int, env_extra: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--home", str(home), "--days", str(days),
+           "--env", json.dumps(env_extra or {})]
+    if cache is not None:
+        cmd += ["--cache", str(cache)]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    r = measure(cmd, env)
+    r.update(json.loads(r.pop("stdout")))
+    return r
+
+
+def ccusage(bench: Path, home: Path, version: str) -> dict:
+    exe = bench / "npm" / "node_modules" / ".bin" / "ccusage"
+    if not exe.exists():
+        (bench / "npm").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", f"ccusage@{version}"], cwd=bench / "npm",
+                       check=True, capture_output=True, timeout=600)
+    xdg = bench / "xdg"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+           "XDG_CONFIG_HOME": str(xdg / "config"), "XDG_CACHE_HOME": str(xdg / "cache"), "NO_COLOR": "1"}
+    r = measure([str(exe), "daily", "--offline", "--json"], env)
+    r["totals"] = json.loads(r.pop("stdout"))["totals"]
+    return r
+
+
+# --------------------------------------------------------------------------- corpus
+
+def corpus(bench: Path, size: str, seed: int) -> Path:
+    home = bench / f"corpus-{size}-s{seed}"
+    if (home / "cost-corpus-manifest.json").exists():
+        return home
+    if home.exists():
+        shutil.rmtree(home)
+    print(f"generating {size} corpus in {home} ...", file=sys.stderr)
+    subprocess.run([sys.executable, str(GEN), "--home", str(home), "--size", size, "--seed", str(seed),
+                    "--end-date", END_DATE, "--days", "90"], check=True, stdout=subprocess.DEVNULL)
+    return home
+
+
+def new_sessions(bench: Path) -> list[tuple[Path, str]]:
+    """One Claude and one Codex session from a tiny corpus with another seed: (source, relative target)."""
+    extra = bench / "extra-sessions"
+    if not (extra / "cost-corpus-manifest.json").exists():
+        if extra.exists():
+            shutil.rmtree(extra)
+        subprocess.run([sys.executable, str(GEN), "--home", str(extra), "--size", "400KB", "--seed", "4242",
+                        "--end-date", END_DATE, "--days", "1", "--archived-share", "0", "--config-claude-share", "0",
+                        "--resume-rate", "0", "--subagent-rate", "0"], check=True, stdout=subprocess.DEVNULL)
+    claude = sorted((extra / ".claude" / "projects").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
+    codex = sorted((extra / ".codex" / "sessions").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
+    pick_claude, pick_codex = claude[len(claude) // 2], codex[len(codex) // 2]
+    return [(pick_claude, str(Path(".claude/projects/-bench-new") / pick_claude.name)),
+            (pick_codex, str(pick_codex.relative_to(extra)))]
+
+
+# --------------------------------------------------------------------------- main
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--home", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", help=argparse.SUPPRESS)
+    ap.add_argument("--env", default="{}", help=argparse.SUPPRESS)
+    ap.add_argument("--days", type=int, default=120)
+    ap.add_argument("--size", default="500MB")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--bench-dir", type=Path, default=Path("/tmp/engine-cost-bench"))
+    ap.add_argument("--ccusage-version", default="20.0.24")
+    ap.add_argument("--skip-ccusage", action="store_true")
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    bench = args.bench_dir
+    bench.mkdir(parents=True, exist_ok=True)
+    home = corpus(bench, args.size, args.seed)
+    manifest = json.loads((home / "cost-corpus-manifest.json").read_text())
+    adds = new_sessions(bench)
+    cache = bench / "scan-cache"
+    add_bytes = sum(src.stat().st_size for src, _ in adds)
+    print(f"corpus {home}: {manifest['total_bytes'] / 2**20:.0f} MiB, "
+          f"{manifest['stats']['claude_files'] + manifest['stats']['codex_files']} files; "
+          f"appended session(s): {add_bytes / 1024:.0f} KiB; runs={args.runs}", file=sys.stderr)
+
+    res: dict[str, list[dict]] = {"cold": [], "warm": [], "append": [], "ccusage": []}
+    for i in range(args.runs):
+        shutil.rmtree(cache, ignore_errors=True)
+        res["cold"].append(ours(home, cache, args.days))
+        res["warm"].append(ours(home, cache, args.days))
+        for src, rel in adds:
+            (home / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, home / rel)
+        try:
+            res["append"].append(ours(home, cache, args.days))
+        finally:
+            for _, rel in adds:
+                (home / rel).unlink()
+            (home / ".claude/projects/-bench-new").rmdir()
+        if not args.skip_ccusage:
+            res["ccusage"].append(ccusage(bench, home, args.ccusage_version))
+        print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
+    same_roots = ours(home, None, args.days, {"CLAUDE_CONFIG_DIR": str(home / ".claude")})
+
+    def row(name: str, runs: list[dict], key: str) -> tuple[str, float, float, float, float]:
+        return (name, med([r[key] for r in runs]), med([r["wall_s"] for r in runs]),
+                med([r["peak_pss_mb"] for r in runs]), med([r["peak_rss_mb"] for r in runs]))
+
+    print(f"\n## engine cost vs ccusage {args.ccusage_version} — {args.size} corpus, median of {args.runs}\n")
+    print("| run | scan work (s) | wall incl. startup (s) | peak PSS, process tree (MiB) | peak RSS sum (MiB) |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [row("engine cold (empty cache)", res["cold"], "scan_s"), row("engine warm (nothing changed)", res["warm"], "scan_s"),
+            row("engine after adding 1 Claude + 1 Codex session", res["append"], "scan_s")]
+    for name, scan_s, wall, pss, rss in rows:
+        print(f"| {name} | {scan_s:.3f} | {wall:.3f} | {pss:.0f} | {rss:.0f} |")
+    if res["ccusage"]:
+        cc_wall = med([r["wall_s"] for r in res["ccusage"]])
+        cc_pss = med([r["peak_pss_mb"] for r in res["ccusage"]])
+        cc_rss = med([r["peak_rss_mb"] for r in res["ccusage"]])
+        print(f"| ccusage daily --offline --json | — | {cc_wall:.3f} | {cc_pss:.0f} | {cc_rss:.0f} |")
+    cold_s = rows[0][1]
+    print(f"\nwarm / cold = {rows[1][1] / cold_s:.3%} ({rows[1][1] * 1000:.1f} ms); "
+          f"append / cold = {rows[2][1] / cold_s:.2%} ({rows[2][1] * 1000:.1f} ms)")
+    if res["ccusage"]:
+        print(f"engine cold wall / ccusage wall = {rows[0][2] / cc_wall:.2f}; "
+              f"peak PSS engine cold / ccusage = {rows[0][3] / cc_pss:.2f} (RSS sums: {rows[0][4] / cc_rss:.2f})")
+
+    # token totals
+    t = res["cold"][0]["totals"]
+    tb = manifest["totals_by_root"]
+    cl_roots = [r for r in tb if "claude" in r]
+    cx_roots = [r for r in tb if "codex" in r]
+    man_claude = {k: sum(tb[r][k] for r in cl_roots) for k in ("input_tokens", "cache_read_input_tokens",
+                                                              "cache_creation_input_tokens", "output_tokens_last_wins")}
+    man_codex = {k: sum(tb[r][k] for r in cx_roots) for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
+    print("\n### token totals (whole corpus)\n")
+    print("| | input | cache read | cache write | output |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| manifest Claude (both roots) | {man_claude['input_tokens']} | {man_claude['cache_read_input_tokens']} | "
+          f"{man_claude['cache_creation_input_tokens']} | {man_claude['output_tokens_last_wins']} |")
+    c = t["claude"]
+    print(f"| engine Claude | {c['inputTokens']} | {c['cacheReadTokens']} | {c['cacheCreationTokens']} | {c['outputTokens']} |")
+    print(f"| manifest Codex (input incl. cached) | {man_codex['input_tokens']} | {man_codex['cached_input_tokens']} | — | "
+          f"{man_codex['output_tokens']} |")
+    x = t["codex"]
+    print(f"| engine Codex | {x['inputTokens']} | {x.get('cacheReadTokens', 0)} | — | {x['outputTokens']} |")
+    if res["ccusage"]:
+        cc = res["ccusage"][0]["totals"]
+        s = same_roots["totals"]
+        ours_cc = {"inputTokens": s["claude"]["inputTokens"] + s["codex"]["inputTokens"] - s["codex"].get("cacheReadTokens", 0),
+                   "cacheReadTokens": s["claude"]["cacheReadTokens"] + s["codex"].get("cacheReadTokens", 0),
+                   "cacheCreationTokens": s["claude"]["cacheCreationTokens"],
+                   "outputTokens": s["claude"]["outputTokens"] + s["codex"]["outputTokens"]}
+        print("\nccusage reads only ~/.claude/projects (not ~/.config/claude/projects) and reports Codex input "
+              "without the cached part; engine re-run with CLAUDE_CONFIG_DIR=~/.claude and the same convention:\n")
+        print("| | input (non-cached) | cache read | cache write | output | cost USD |")
+        print("|---|---:|---:|---:|---:|---:|")
+        print(f"| ccusage | {cc['inputTokens']} | {cc['cacheReadTokens']} | {cc['cacheCreationTokens']} | "
+              f"{cc['outputTokens']} | {cc['totalCost']:.2f} |")
+        our_cost = s["claude"].get("totalCost", 0) + s["codex"].get("totalCost", 0)
+        print(f"| engine | {ours_cc['inputTokens']} | {ours_cc['cacheReadTokens']} | {ours_cc['cacheCreationTokens']} | "
+              f"{ours_cc['outputTokens']} | {our_cost:.2f} |")
+        same = all(ours_cc[k] == cc[k] for k in ours_cc)
+        print(f"\ntoken totals identical: {'yes' if same else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The incremental cache: appends parse only new bytes, rewrites rescan, bad caches are discarded."""
+from __future__ import annotations
+
+import json
+import os
+from datetime import timezone
+from pathlib import Path
+
+import pytest
+from costlog_builders import NOW, LogHome, claude_line, codex_meta, codex_tokens, codex_turn
+
+from engine.cost import claude as claude_mod
+from engine.cost import codex as codex_mod
+from engine.cost import scan_cost
+
+A = ".claude/projects/p/a.jsonl"
+B = ".claude/projects/p/b.jsonl"
+X = ".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-x.jsonl"
+
+
+def scan(logs: LogHome, cache: Path | None, **kw):
+    return scan_cost(["claude", "codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc,
+                     cache_dir=cache, **kw)
+
+
+def strip(payloads):
+    return json.loads(json.dumps(payloads))
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
+    seen: list[tuple[str, str, int]] = []
+    real_claude, real_codex = claude_mod.parse_claude_file, codex_mod.parse_codex_file
+
+    def spy_claude(path, offset, tz):
+        seen.append(("claude", os.path.basename(path), offset))
+        return real_claude(path, offset, tz)
+
+    def spy_codex(path, offset, tz, state, forks_resolved=False):
+        seen.append(("codex", os.path.basename(path), offset))
+        return real_codex(path, offset, tz, state, forks_resolved)
+
+    monkeypatch.setattr(claude_mod, "parse_claude_file", spy_claude)
+    monkeypatch.setattr(codex_mod, "parse_codex_file", spy_codex)
+    return seen
+
+
+def base(logs: LogHome) -> None:
+    logs.write(A, [claude_line(mid="m1", rid="r1", inp=1, cr=10, cc=5, out=2),
+                   claude_line(mid="m1", rid="r1", inp=1, cr=10, cc=5, out=3)])
+    logs.write(B, [claude_line(mid="m2", rid="r2", inp=7, out=7)])
+    logs.write(X, [codex_meta("2026-06-15T09:00:00Z", "x"), codex_turn("2026-06-15T09:00:00Z", "gpt-5"),
+                   codex_tokens("2026-06-15T09:01:00Z", (100, 50, 10), (100, 50, 10))])
+
+
+def test_warm_scan_parses_nothing(logs: LogHome, calls) -> None:
+    base(logs)
+    first = scan(logs, logs.cache)
+    assert sorted(c[1] for c in calls) == ["a.jsonl", "b.jsonl", os.path.basename(X)]
+    calls.clear()
+    assert scan(logs, logs.cache) == first
+    assert calls == []
+    assert not [p for p in logs.cache.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_append_parses_only_new_bytes(logs: LogHome, calls) -> None:
+    base(logs)
+    scan(logs, logs.cache)
+    size_a = (logs.home / A).stat().st_size
+    size_x = (logs.home / X).stat().st_size
+    # the stream of m1 continues after the cached offset (its last chunk wins), plus a new message
+    logs.append(A, [claude_line(mid="m1", rid="r1", inp=1, cr=10, cc=5, out=9),
+                    claude_line(mid="m3", rid="r3", inp=100, out=1)])
+    logs.append(X, [codex_tokens("2026-06-15T09:02:00Z", (130, 60, 15), (30, 10, 5)),
+                    codex_tokens("2026-06-15T09:03:00Z", (130, 60, 15), (30, 10, 5))])   # re-emitted
+    calls.clear()
+    warm = scan(logs, logs.cache)
+    assert sorted(calls) == [("claude", "a.jsonl", size_a), ("codex", os.path.basename(X), size_x)]
+    cold = scan(logs, None)
+    assert strip(warm) == strip(cold)
+    claude, codex = warm
+    assert claude["totals"]["outputTokens"] == 9 + 1 + 7
+    assert claude["totals"]["totalTokens"] == (1 + 10 + 5 + 9) + (100 + 1) + 14
+    assert (codex["totals"]["inputTokens"], codex["totals"]["cacheReadTokens"],
+            codex["totals"]["outputTokens"]) == (130, 60, 15)
+
+
+def test_new_file_sharing_keys_is_deduplicated_incrementally(logs: LogHome) -> None:
+    base(logs)
+    scan(logs, logs.cache)
+    # a resumed session appears later, re-copying m1's first chunk and m2
+    logs.write(".claude/projects/p/c.jsonl", [claude_line(mid="m1", rid="r1", inp=1, cr=10, cc=5, out=2),
+                                              claude_line(mid="m2", rid="r2", inp=7, out=7),
+                                              claude_line(mid="m4", rid="r4", inp=1, out=1)])
+    warm = scan(logs, logs.cache)
+    assert strip(warm) == strip(scan(logs, None))
+    assert warm[0]["totals"]["totalTokens"] == (1 + 10 + 5 + 3) + 14 + 2
+    # and removing the original leaves the copy's (shorter) stream as the only one
+    (logs.home / A).unlink()
+    warm = scan(logs, logs.cache)
+    assert strip(warm) == strip(scan(logs, None))
+    assert warm[0]["totals"]["totalTokens"] == (1 + 10 + 5 + 2) + 14 + 2
+
+
+def test_rewritten_and_truncated_files_are_rescanned(logs: LogHome, calls) -> None:
+    base(logs)
+    scan(logs, logs.cache)
+    # same size or larger but different content: the signature check forces a full rescan
+    text = (logs.home / A).read_text().replace('"output_tokens":3', '"output_tokens":8')
+    (logs.home / A).write_text(text + claude_line(mid="m9", rid="r9", inp=1, out=1) + "\n")
+    (logs.home / X).write_text("\n".join([codex_meta("2026-06-15T09:00:00Z", "x"),
+                                          codex_turn("2026-06-15T09:00:00Z", "gpt-5"),
+                                          codex_tokens("2026-06-15T09:01:00Z", (5, 0, 1), (5, 0, 1))]) + "\n")
+    calls.clear()
+    warm = scan(logs, logs.cache)
+    assert sorted(calls) == [("claude", "a.jsonl", 0), ("codex", os.path.basename(X), 0)]
+    assert strip(warm) == strip(scan(logs, None))
+    assert warm[0]["totals"]["outputTokens"] == 8 + 1 + 7
+    assert warm[1]["totals"]["totalTokens"] == 6
+
+
+def test_truncated_tail_is_completed_later(logs: LogHome) -> None:
+    line = claude_line(mid="m5", rid="r5", inp=3, out=4)
+    cut = line.index('"type":"assistant"') + 25   # the writer stopped after the markers
+    logs.write(A, [claude_line(mid="m1", rid="r1", inp=1, out=1), line[:cut]], newline_at_end=False)
+    first = scan(logs, logs.cache)[0]
+    assert first["totals"]["totalTokens"] == 2 and first["diagnostics"] == {"skippedLines": 1}
+    with (logs.home / A).open("a") as f:
+        f.write(line[cut:] + "\n")
+    second = scan(logs, logs.cache)[0]
+    assert second["totals"]["totalTokens"] == 9 and "diagnostics" not in second
+    assert strip(second) == strip(scan(logs, None)[0])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "truncated-files", "missing-keys"])
+def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
+    base(logs)
+    expected = strip(scan(logs, None))
+    scan(logs, logs.cache)
+    d = logs.cache / "cost-usage"
+    index = d / "cost-claude-index.json"
+    if damage == "garbage":
+        index.write_bytes(b"\x00not json")
+    elif damage == "foreign":
+        doc = json.loads(index.read_text())
+        doc["header"]["format"] = "engine-cost/0"
+        doc["total"] = {"2026-06-15|claude-sonnet-4-5|0": [1, 1, 1, 1, 99.0, 0]}
+        index.write_text(json.dumps(doc))
+    elif damage == "truncated-files":
+        f = d / "cost-claude-files.json"
+        f.write_bytes(f.read_bytes()[:20])
+    else:
+        (d / "cost-claude-keys.bin").unlink()
+    # something changed, so the damaged part has to be read
+    logs.append(B, [claude_line(mid="m6", rid="r6", inp=1, out=1)])
+    got = strip(scan(logs, logs.cache))
+    assert got == strip(scan(logs, None))
+    assert got[0]["totals"]["totalTokens"] == expected[0]["totals"]["totalTokens"] + 2
+
+
+def test_refresh_ignores_cache(logs: LogHome, calls) -> None:
+    base(logs)
+    scan(logs, logs.cache)
+    calls.clear()
+    scan(logs, logs.cache, refresh=True)
+    assert len(calls) == 3
+
+
+def test_pool_path_matches_in_process(logs: LogHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cost import scanner
+
+    base(logs)
+    for i in range(6):
+        logs.write(f".claude/projects/q/{i}.jsonl", [claude_line(mid=f"k{i}", rid="r", inp=i, out=1)])
+    expected = strip(scan(logs, None))
+    monkeypatch.setattr(scanner, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(scanner, "cpu_count", lambda: 2)
+    progress: list[tuple[int, int]] = []
+    got = scan_cost(["claude", "codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc,
+                    cache_dir=None, progress=lambda d, t: progress.append((d, t)))
+    assert strip(got) == expected
+    assert progress and progress[-1][0] == progress[-1][1] > 0

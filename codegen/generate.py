@@ -101,8 +101,35 @@ def gen_spec_reference() -> str:
             lines.append(f"- `{key}`")
         lines += ["", "Example:", "", "```yaml",
                   yaml.safe_dump(d["examples"][0], sort_keys=False, default_flow_style=False).rstrip(), "```"]
+    lines += ["", "## Expression functions", "", "Available in every expression and template (engine/expr.py).", ""]
+    lines += _function_docs()
     lines.append("")
     return "\n".join(lines)
+
+
+def _function_docs() -> list[str]:
+    import inspect
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from engine.expr import CLOCK_FUNCTIONS, FUNCTIONS, _Helpers
+
+    out = []
+    table = {**FUNCTIONS, **{name: getattr(_Helpers, name) for name in CLOCK_FUNCTIONS}}
+    for name in sorted(table):
+        fn = table[name]
+        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+        try:
+            signature = inspect.signature(fn)
+            params = [p.replace(annotation=p.empty) for p in signature.parameters.values() if p.name != "self"]
+            sig = str(signature.replace(parameters=params, return_annotation=signature.empty))
+        except (TypeError, ValueError):
+            sig = "(...)"
+        if fn.__module__ == "builtins":
+            doc = f"Python's built-in `{name}`." if not doc or name in ("max", "min", "abs", "len") else doc
+            sig = "(...)"
+        out.append(f"- `{name}{sig}`: {doc}")
+    return out
 
 
 def outputs() -> dict[Path, str]:

@@ -53,16 +53,19 @@ def used_from_remaining(remaining: Any, total: Any) -> float | None:
 
 
 def clamp(x: Any, lo: float = 0, hi: float = 100) -> float | None:
+    """x limited to [lo, hi] (default 0..100); None stays None."""
     v = _num(x)
     return None if v is None else min(max(v, lo), hi)
 
 
 def epoch_s(x: Any) -> datetime | None:
+    """A UTC date from unix seconds (number or numeric string)."""
     v = _num(x)
     return None if v is None else datetime.fromtimestamp(v, timezone.utc)
 
 
 def epoch_ms(x: Any) -> datetime | None:
+    """A UTC date from unix milliseconds (number or numeric string)."""
     v = _num(x)
     return None if v is None else datetime.fromtimestamp(v / 1000, timezone.utc)
 
@@ -120,6 +123,8 @@ def first_of(*values: Any) -> Any:
 
 
 def number(x: Any) -> float | None:
+    """A number from a number or numeric string (`"12.50"`, `"1,234"`, `"$5"`); blank -> None; other text fails
+    the fetch as a parse_failure."""
     return _num(x)
 
 

@@ -138,10 +138,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .load import find_spec
     from .output import dumps, exit_code, payload, text_block
     from .run import fetch
-    from .validate import ensure_valid
+    from .validate import load_valid
 
-    spec = find_spec(args.provider)
-    ensure_valid(spec, _engine_cache_dir())
+    cache_dir = _engine_cache_dir()
+    spec = find_spec(args.provider, load=lambda path: load_valid(path, cache_dir))
     if args.cassette:
         cassette = load_cassette(args.cassette)
         if cassette["provider"] != spec.id:
@@ -245,14 +245,15 @@ def _live_context() -> Any:
 def cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .config import all_accounts, load_config, select_account
     from .context import RunContext
-    from .load import SPECS_DIR, find_spec, load_spec
+    from .load import SPECS_DIR, find_spec
     from .output import dumps, exit_code, payload, text_block
     from .registry import DEFAULT_ENABLED, PRIMARY, PROVIDER_IDS
     from .run import Outcome, fetch_many
-    from .validate import ensure_valid
+    from .validate import load_valid
 
     json_mode = _want_json(args)
     quiet = bool(args.json_only)
+    cache_dir = _engine_cache_dir()
     if args.source and args.source.lower() not in ("auto", "web", "cli", "oauth", "api"):
         raise EngineError("usage_error", "Error: --source must be auto|web|cli|oauth|api.")
     ctx = RunContext.live()
@@ -265,7 +266,7 @@ def cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif wanted == "both":
         ids = [p for p in PRIMARY if p in available]
     elif wanted:
-        ids = [find_spec(wanted).id]
+        ids = [find_spec(wanted, load=lambda path: load_valid(path, cache_dir)).id]
     else:
         ids = config.enabled(DEFAULT_ENABLED)
         missing = [p for p in ids if p not in available]
@@ -279,9 +280,7 @@ def cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     account_flags = bool(args.account or args.account_index or args.all_accounts)
     if account_flags and len(ids) != 1:
         raise EngineError("usage_error", "Error: account selection requires a single provider.")
-    specs = [load_spec(SPECS_DIR / f"{p}.yaml") for p in ids]
-    for spec in specs:
-        ensure_valid(spec, _engine_cache_dir())
+    specs = [load_valid(SPECS_DIR / f"{p}.yaml", cache_dir) for p in ids]
     accounts: dict[str, list[Any]] = {}
     pre_errors: dict[str, Outcome] = {}
     for spec in specs:

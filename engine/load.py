@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -150,14 +150,19 @@ def iter_names(spec: Spec) -> Iterator[str]:
     yield from spec.aliases
 
 
-def find_spec(name: str, specs_dir: Path | None = None) -> Spec:
-    """Resolve a provider by id, CLI name or alias (case-insensitive); unknown -> error with close matches."""
+def find_spec(name: str, specs_dir: Path | None = None, load: Callable[[Path], Spec] | None = None) -> Spec:
+    """Resolve a provider by id, CLI name or alias (case-insensitive); unknown -> error with close matches.
+
+    `load` reads a spec file (default `load_spec`; the CLI passes its cached, validated loader).
+    """
+    load = load or load_spec
     wanted = name.strip().lower()
     direct = (specs_dir or SPECS_DIR) / f"{wanted}.yaml"
     if direct.exists():
-        return load_spec(direct)
+        return load(direct)
     names: dict[str, Spec] = {}
-    for spec in all_specs(specs_dir):
+    for path in spec_paths(specs_dir):
+        spec = load(path)
         for n in iter_names(spec):
             names[n.lower()] = spec
     if wanted in names:

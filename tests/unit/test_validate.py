@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import SpecError
 from engine.load import load_spec
-from engine.validate import check_spec, ensure_valid, validate_paths
+from engine.validate import check_spec, load_valid, validate_paths
 
 from ..conftest import ROOT
 from ..helpers import simple_spec, write_spec
@@ -52,15 +52,19 @@ def test_every_shipped_spec_validates() -> None:
     assert validate_paths(paths) == []
 
 
-def test_ensure_valid_caches_verdicts(tmp_path: Path) -> None:
+def test_load_valid_caches_only_valid_specs_and_revalidates_edits(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, simple_spec())
     cache = tmp_path / "cache"
-    ensure_valid(spec, cache)
-    assert len(list((cache / "valid-specs").iterdir())) == 1
-    bad = write_spec(tmp_path, {**simple_spec(), "name": 5}, name="bad")
+    assert load_valid(spec.path, cache).data == spec.data
+    entries = list((cache / "specs").iterdir())
+    assert len(entries) == 1
+    cached = load_valid(spec.path, cache)  # served from the cache
+    assert cached.data == spec.data
+    assert cached.location(("strategies", 0, "kind")) == spec.location(("strategies", 0, "kind"))
+    spec.path.write_text(spec.path.read_text().replace("name: Demo", "name: 5"))  # an edit is revalidated
     with pytest.raises(SpecError) as exc:
-        ensure_valid(bad, cache)
-    assert "$.name" in str(exc.value)
+        load_valid(spec.path, cache)
+    assert "$.name" in str(exc.value) and len(list((cache / "specs").iterdir())) == 1
 
 
 def test_validation_does_not_mutate_the_spec(tmp_path: Path) -> None:

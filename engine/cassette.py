@@ -5,7 +5,10 @@ keyring, cookies and commands all come from the file. Nothing real is touched.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import marshal
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -13,7 +16,6 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
-from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -26,17 +28,36 @@ from .request import mask_url
 SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "COOKIE", "SESSION")
 
 
-def load_cassette(path: Path) -> dict[str, Any]:
+def load_cassette(path: Path, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Read a cassette; with `cache_dir`, parsed cassettes are kept (marshal, keyed by the file's hash) so that
+    re-running one while editing a spec skips the YAML parser."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise EngineError("cassette_invalid", f"cannot read cassette {display_path(path)}: {exc.strerror}") from None
+    entry = None
+    if cache_dir is not None:
+        entry = cache_dir / "cassettes" / f"{hashlib.sha256(raw).hexdigest()[:32]}.marshal"
+        try:
+            return dict(marshal.loads(entry.read_bytes()))
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
     try:
-        data = parse_yaml(text, path)
+        data = parse_yaml(raw.decode("utf-8"), path)
     except EngineError as exc:
         raise EngineError("cassette_invalid", exc.message, location=exc.location) from None
+    except UnicodeDecodeError:
+        raise EngineError("cassette_invalid", f"{display_path(path)}: not UTF-8 text") from None
     if not isinstance(data, dict) or "provider" not in data or "now" not in data:
         raise EngineError("cassette_invalid", f"{display_path(path)}: a cassette needs `provider` and `now`")
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(marshal.dumps(data))
+            os.replace(tmp, entry)
+        except (OSError, ValueError):
+            pass  # unwritable cache, or values marshal cannot hold (unquoted YAML dates): parse next time
     return data
 
 
@@ -114,7 +135,13 @@ def replay_context(cassette: Mapping[str, Any]) -> Iterator[tuple[RunContext, Re
         raise EngineError("cassette_invalid", "`now` is required")
     now = now.astimezone(timezone.utc)
     try:
-        tz = ZoneInfo(str(cassette.get("tz", "UTC")))
+        tz_name = str(cassette.get("tz", "UTC"))
+        if tz_name == "UTC":
+            tz: Any = timezone.utc
+        else:
+            from zoneinfo import ZoneInfo
+
+            tz = ZoneInfo(tz_name)
     except Exception:
         raise EngineError("cassette_invalid", f"unknown time zone {cassette.get('tz')!r}") from None
     replay = Replay(list(cassette.get("http") or []), secrets)

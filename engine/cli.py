@@ -143,7 +143,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cache_dir = _engine_cache_dir()
     spec = find_spec(args.provider, load=lambda path: load_valid(path, cache_dir))
     if args.cassette:
-        cassette = load_cassette(args.cassette)
+        cassette = load_cassette(args.cassette, cache_dir)
         if cassette["provider"] != spec.id:
             raise EngineError("usage_error", f"cassette {args.cassette} is for {cassette['provider']!r}, not {spec.id!r}")
         with replay_context(cassette) as (ctx, _replay):
@@ -220,13 +220,19 @@ def _short(value: Any) -> str:
 
 
 def _engine_cache_dir() -> Path | None:
+    """The engine's own cache (validated specs, compiled expressions): ENGINE_CACHE_DIR (`off` disables),
+    else $XDG_CACHE_HOME/engine, else ~/.cache/engine. Also turns on the compiled-expression cache."""
     import os
+
+    from .expr import use_code_cache
 
     explicit = os.environ.get("ENGINE_CACHE_DIR")
     if explicit:
-        return Path(explicit) if explicit != "off" else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "engine"
+        directory = Path(explicit) if explicit != "off" else None
+    else:
+        directory = Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "engine"
+    use_code_cache(directory / "code" if directory else None)
+    return directory
 
 
 def _live_context() -> Any:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import FunctionLoader, StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.environment import TemplateExpression
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import EngineError
@@ -83,6 +84,8 @@ def iso(x: Any) -> datetime | None:
 
 def round_half_up(x: Any, ndigits: int = 0) -> float | None:
     """Half away from zero, like Swift's `.rounded()` (Python's round() is banker's rounding)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
     v = _num(x)
     if v is None:
         return None
@@ -357,9 +360,36 @@ CLOCK_FUNCTIONS = ("next_midnight",)
 GLOBAL_NAMES = frozenset(FUNCTIONS) | frozenset(CLOCK_FUNCTIONS) | {"now", "none", "true", "false"}
 
 
+_code_cache: list[Path] = []
+
+
+def use_code_cache(directory: Path | None) -> None:
+    """Cache compiled expression/template code under `directory` (Jinja's bytecode cache), so a CLI run does not
+    recompile every expression of a spec; None turns it off."""
+    _code_cache[:] = [directory] if directory is not None else []
+    environment.cache_clear()
+    compile_expr.cache_clear()
+    compile_template.cache_clear()
+
+
+def _load_source(name: str) -> tuple[str, None, Callable[[], bool]]:
+    # A template's name is its source: the bytecode cache then keys compiled code by the text itself.
+    return name, None, lambda: True
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    cache = None
+    if _code_cache:
+        from jinja2 import FileSystemBytecodeCache
+
+        try:
+            _code_cache[0].mkdir(parents=True, exist_ok=True)
+            cache = FileSystemBytecodeCache(str(_code_cache[0]))
+        except OSError:
+            cache = None
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                                        loader=FunctionLoader(_load_source), bytecode_cache=cache, cache_size=0)
     env.globals.clear()
     env.globals.update(FUNCTIONS)
     env.filters.update({"usd": usd, "fixed": fixed, "grouped": grouped, "number": number})
@@ -371,30 +401,36 @@ def run_globals(now: datetime) -> dict[str, Any]:
     return {"now": now, **{name: getattr(helpers, name) for name in CLOCK_FUNCTIONS}}
 
 
+_TAGS = ("{%", "%}", "{#", "#}")  # would end the `{% set %}` wrapper early
+
+
 class Compiled:
-    """A compiled expression or template plus the free variables it reads."""
+    """A compiled expression or template; `names` (the free variables it reads) is computed on demand.
+
+    An expression compiles as the template `{% set result = (EXPR) %}` and is read back as a native value
+    (what Jinja's compile_expression does), which lets compiled code come from the bytecode cache.
+    """
 
     def __init__(self, source: str, is_template: bool) -> None:
         env = environment()
         self.source = source
         self.is_template = is_template
         if is_template:
-            ast = env.parse(source)
-            self._fn: Any = env.from_string(source)
+            self._fn: Any = env.get_template(source)
         else:
-            ast = env.parse("{{ (" + source + ") }}")
-            self._fn = env.compile_expression(source, undefined_to_none=False)
-        self.names = frozenset(meta.find_undeclared_variables(ast))
-        self.is_constant = is_template and not any(isinstance(n, (nodes.Output,)) and _has_expr(n) for n in ast.body)
+            if any(tag in source for tag in _TAGS):
+                raise TemplateSyntaxError("an expression cannot contain template tags", 1)
+            self._fn = TemplateExpression(env.get_template("{% set result = (" + source + ") %}"), False)
+
+    @property
+    def names(self) -> frozenset[str]:
+        ast = environment().parse(self.source if self.is_template else "{{ (" + self.source + ") }}")
+        return frozenset(meta.find_undeclared_variables(ast))
 
     def __call__(self, variables: dict[str, Any]) -> Any:
         if self.is_template:
             return self._fn.render(variables)
         return self._fn(**variables)
-
-
-def _has_expr(node: nodes.Node) -> bool:
-    return any(not isinstance(c, nodes.TemplateData) for c in node.nodes)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=4096)

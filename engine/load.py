@@ -1,20 +1,12 @@
 """Load stage: YAML spec files -> `Spec` (plain data plus lazily computed line marks)."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from .errors import EngineError
-
-try:  # the C loader is ~10x faster; fall back to the pure one where libyaml is missing
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on the platform's pyyaml build
-    _Loader = yaml.SafeLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS_DIR = ROOT / "specs"
@@ -75,8 +67,16 @@ def json_path_str(path: JsonPath) -> str:
     return out
 
 
+def _yaml() -> tuple[Any, Any]:
+    """pyyaml and its fastest safe loader, imported on first use (specs usually come from the compiled cache)."""
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
+
+
 def parse_yaml(text: str, path: Path) -> Any:
     """Parse YAML; a syntax error becomes a clear `spec_invalid` with file:line:col, never a traceback."""
+    yaml, _Loader = _yaml()
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -90,6 +90,7 @@ def parse_yaml(text: str, path: Path) -> Any:
 def yaml_marks(text: str) -> dict[JsonPath, tuple[int, int]]:
     """Map each JSON path in a YAML document to its 1-based (line, column); keys map to the key's mark."""
     marks: dict[JsonPath, tuple[int, int]] = {}
+    yaml, _Loader = _yaml()
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
@@ -167,6 +168,8 @@ def find_spec(name: str, specs_dir: Path | None = None, load: Callable[[Path], S
             names[n.lower()] = spec
     if wanted in names:
         return names[wanted]
+    import difflib
+
     close = difflib.get_close_matches(wanted, list(names), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     known = ", ".join(sorted({s.id for s in names.values()}))

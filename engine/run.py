@@ -155,13 +155,22 @@ async def fetch(
     return outcome
 
 
-def _strict_policy(names: frozenset[str], resolved: Resolved, var_policies: dict[str, str]) -> str:
-    """The most permissive URL policy among the inputs (and vars derived from them) a URL template reads."""
-    best = "https"
-    for name in names:
-        policy = resolved.policies.get(name) or var_policies.get(name)
+def _url_policy(spec: Spec, url_template: str, resolved: Resolved) -> str:
+    """The most permissive URL policy among the inputs a URL template reads, directly or through vars
+    (only consulted for plain-http URLs: HTTPS is always allowed)."""
+    spec_vars = spec.data.get("vars", {})
+    best, seen = "https", set()
+    pending = list(compile_template(url_template).names)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        policy = resolved.policies.get(name)
         if policy and POLICY_RANK[policy] > POLICY_RANK[best]:
             best = policy
+        if name in spec_vars:
+            pending.extend(compile_expr(spec_vars[name]).names)
     return best
 
 
@@ -183,12 +192,9 @@ async def _run_strategy(
         return await get_hook(strategy["hook"])(spec=spec, strategy=strategy, ctx=ctx, inputs=resolved)
     now = ctx.now()
     variables: dict[str, Any] = {**run_globals(now), **resolved.values}
-    var_policies: dict[str, str] = {}
     for name, source in spec.data.get("vars", {}).items():
         with _where(spec, strategy["id"], ("vars", name)):
-            compiled = compile_expr(source)
-            variables[name] = evaluate(compiled, variables, what=f"vars.{name}")
-            var_policies[name] = _strict_policy(compiled.names, resolved, var_policies)
+            variables[name] = evaluate(compile_expr(source), variables, what=f"vars.{name}")
     results: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     rules = strategy.get("errors", [])
@@ -202,7 +208,7 @@ async def _run_strategy(
                 continue
             try:
                 request = render_step(step, step_vars)
-                allow = _strict_policy(compile_template(step["url"]).names, resolved, var_policies)
+                allow = "https" if request.url.scheme == "https" else _url_policy(spec, step["url"], resolved)
                 sent = await send(client, ctx, request, step=step, secrets=resolved.secrets, allow=allow)
                 if trace is not None:
                     trace.requests.append(sent)

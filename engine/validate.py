@@ -5,7 +5,6 @@ referenced names, steps, inputs and hooks exist.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import marshal
@@ -53,6 +52,8 @@ def _inline_refs(node: Any, defs: dict[str, Any], depth: int = 0) -> Any:
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

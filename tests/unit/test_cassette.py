@@ -74,3 +74,16 @@ def test_subset_rule() -> None:
     assert subset_mismatches({"usage": {"primary": {"usedPercent": 25.5}}}, actual)
     assert subset_mismatches({"usage": {"list": [1]}}, actual)
     assert subset_mismatches({"usage": {"secondary": None}}, actual) == ["$.usage.secondary: missing (expected null)"]
+
+
+def test_parsed_cassettes_are_cached_by_content(tmp_path) -> None:  # noqa: ANN001
+    from engine.cassette import load_cassette
+
+    path = tmp_path / "c.yaml"
+    path.write_text('provider: openrouter\nnow: "2026-07-01T12:00:00Z"\nenv: {A: "1"}\n')
+    cache = tmp_path / "cache"
+    assert load_cassette(path, cache)["env"] == {"A": "1"}
+    assert len(list((cache / "cassettes").iterdir())) == 1
+    assert load_cassette(path, cache)["env"] == {"A": "1"}
+    path.write_text('provider: openrouter\nnow: "2026-07-01T12:00:00Z"\nenv: {A: "2"}\n')
+    assert load_cassette(path, cache)["env"] == {"A": "2"}  # an edited cassette is parsed again

@@ -113,6 +113,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return _command_error(exc.message if kind != "runtime" else str(exc), kind, argv, out, err)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `engine list | head`: the reader left; not an error worth a traceback
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
 
 
 def _command_error(message: str, kind: str, argv: Sequence[str], out: TextIO, err: TextIO) -> int:
@@ -336,25 +344,36 @@ def cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(error_line, file=err)
     if blocks:
         print("\n\n".join(blocks), file=out)
+    elif not ordered and not quiet:
+        print("No enabled provider has a spec yet. Enable providers in your CodexBar config "
+              "(`engine list` shows what is set up here) or try `engine usage --provider all`.", file=err)
     return code
 
 
 # -------------------------------------------------------------------------------------- list, etc.
 
 def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    import os
-
-    from .inputs import describe_source
+    from .config import select_account
+    from .inputs import describe_source, resolve_inputs
     from .load import all_specs
     from .output import dumps
 
+    ctx = _live_context()
     rows = []
     for spec in all_specs():
         inputs = {}
+        try:
+            account = select_account(ctx.config_entry(spec.id), provider=spec.id) if spec.data.get("token_accounts") \
+                else None
+        except EngineError:
+            account = None
+        resolved = resolve_inputs(spec.data.get("inputs", {}), ctx, provider=spec.id, account=account)
         for name, decl in spec.data.get("inputs", {}).items():
             sources = [describe_source(s) for s in decl.get("from", []) if "default" not in s]
-            present = any(os.environ.get(s["env"]) for s in decl.get("from", []) if "env" in s)
-            inputs[name] = {"sources": sources, "presentInEnv": present, "secret": bool(decl.get("secret"))}
+            origin = resolved.origins.get(name, "")
+            state = ("invalid" if name in resolved.policy_errors else
+                     "default" if origin == "default" else origin or "missing")
+            inputs[name] = {"sources": sources, "present": state, "secret": bool(decl.get("secret"))}
         strategies = [{"id": s["id"], "kind": s["kind"], "source": s["source"],
                        "implementation": f"hook:{s['hook']}" if "hook" in s else "declarative"}
                       for s in spec.data["strategies"]]
@@ -369,8 +388,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                             for s in r["strategies"])
         print(f"{r['id']:<12} {r['name']:<22} {strat}", file=out)
         for name, info in r["inputs"].items():
-            mark = "set" if info["presentInEnv"] else "-"
-            print(f"{'':<14}{name:<12} [{mark:>3}] {' | '.join(info['sources']) or '(default only)'}", file=out)
+            print(f"{'':<14}{name:<14} {'[' + info['present'] + ']':<26} "
+                  f"{' | '.join(info['sources']) or '(default only)'}", file=out)
     print(f"\n{len(rows)} providers; {declarative} with no provider-specific Python", file=out)
     return 0
 

@@ -142,7 +142,12 @@ def spec_paths(specs_dir: Path | None = None) -> list[Path]:
 
 
 def all_specs(specs_dir: Path | None = None) -> list[Spec]:
-    return [load_spec(p) for p in spec_paths(specs_dir)]
+    """Every spec, in CodexBar's registry order (unknown ids last, by name)."""
+    from .registry import PROVIDER_IDS
+
+    order = {pid: i for i, pid in enumerate(PROVIDER_IDS)}
+    specs = [load_spec(p) for p in spec_paths(specs_dir)]
+    return sorted(specs, key=lambda s: (order.get(s.id, len(order)), s.id))
 
 
 def iter_names(spec: Spec) -> Iterator[str]:

@@ -108,8 +108,12 @@ def test_list_never_prints_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-very-secret")
     code, out, _ = cli("list", "--format", "json")
     rows = {r["id"]: r for r in json.loads(out)}
-    assert code == 0 and rows["openrouter"]["inputs"]["token"]["presentInEnv"] is True
+    assert code == 0 and rows["openrouter"]["inputs"]["token"]["present"] == "env OPENROUTER_API_KEY"
+    assert rows["openrouter"]["inputs"]["base_url"]["present"] == "default"
+    assert rows["openrouter"]["inputs"]["referer"]["present"] == "missing"
     assert "sk-or-v1-very-secret" not in out
+    code, text, _ = cli("list")
+    assert "[env OPENROUTER_API_KEY]" in text and "sk-or-v1-very-secret" not in text
     assert rows["openrouter"]["strategies"] == [{"id": "api", "kind": "api", "source": "api",
                                                  "implementation": "declarative"}]
 

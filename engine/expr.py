@@ -306,11 +306,54 @@ def require(value: Any, message: str, kind: str = "parse_failure") -> Any:
     return value
 
 
+def days(n: Any) -> timedelta:
+    """A duration of `n` days, for date arithmetic: `now - days(30)`."""
+    return timedelta(days=float(n))
+
+
+def utc_midnight(dt: datetime) -> datetime:
+    """Start of `dt`'s UTC day."""
+    dt = dt.astimezone(timezone.utc)
+    return datetime(dt.year, dt.month, dt.day, tzinfo=timezone.utc)
+
+
+def epoch(dt: datetime | None) -> int | None:
+    """Unix seconds of a date (int)."""
+    return None if dt is None else int(dt.timestamp())
+
+
+def strftime(dt: datetime | None, fmt: str, tz_name: str | None = None) -> str | None:
+    """Format a date (`'%Y-%m-%d'`), in UTC or in the IANA zone `tz_name`."""
+    if dt is None:
+        return None
+    if tz_name:
+        from zoneinfo import ZoneInfo
+
+        dt = dt.astimezone(ZoneInfo(tz_name))
+    else:
+        dt = dt.astimezone(timezone.utc)
+    return dt.strftime(fmt)
+
+
+def date_chunks(start: datetime, total_days: int, chunk_days: int) -> list[dict[str, Any]]:
+    """Consecutive ranges covering `total_days` from `start`, each at most `chunk_days` long:
+    `[{'start': datetime, 'end': datetime, 'days': n}, ...]` (for APIs that cap a query's range)."""
+    out = []
+    done = 0
+    while done < int(total_days):
+        n = min(int(chunk_days), int(total_days) - done)
+        begin = start + timedelta(days=done)
+        out.append({"start": begin, "end": begin + timedelta(days=n), "days": n})
+        done += n
+    return out
+
+
 class _Helpers:
     """Functions bound to the run's clock and time zone."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, tz: Any = timezone.utc) -> None:
         self.now = now
+        self.tz = tz
 
     def next_midnight(self, tz_name: str) -> datetime:
         """Next local midnight strictly after now in the IANA zone `tz_name`, as UTC."""
@@ -321,6 +364,10 @@ class _Helpers:
         day = (local + timedelta(days=1)).date()
         midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
         return midnight.astimezone(timezone.utc)
+
+    def local_now(self) -> datetime:
+        """Now in the run's local time zone (the machine's, or the cassette's `tz`)."""
+        return self.now.astimezone(self.tz)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -341,6 +388,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "url_path_or": url_path_or,
     "sort_by": sort_by,
     "title_words": title_words,
+    "days": days,
+    "utc_midnight": utc_midnight,
+    "epoch": epoch,
+    "strftime": strftime,
+    "date_chunks": date_chunks,
     "parse_number": parse_number,
     "fraction_percent": fraction_percent,
     "parse_date": parse_date,
@@ -356,7 +408,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": len,
 }
 #: Functions that need the run's clock; bound per run.
-CLOCK_FUNCTIONS = ("next_midnight",)
+CLOCK_FUNCTIONS = ("next_midnight", "local_now")
 GLOBAL_NAMES = frozenset(FUNCTIONS) | frozenset(CLOCK_FUNCTIONS) | {"now", "none", "true", "false"}
 
 
@@ -396,8 +448,8 @@ def environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def run_globals(now: datetime) -> dict[str, Any]:
-    helpers = _Helpers(now)
+def run_globals(now: datetime, tz: Any = timezone.utc) -> dict[str, Any]:
+    helpers = _Helpers(now, tz)
     return {"now": now, **{name: getattr(helpers, name) for name in CLOCK_FUNCTIONS}}
 
 

@@ -53,6 +53,26 @@ def _from_account(ctx: RunContext, arg: str, account: Mapping[str, Any] | None, 
     return sanitize(account.get(arg)) if account else None
 
 
+def _from_file(ctx: RunContext, arg: Mapping[str, str], account: Mapping[str, Any] | None,
+               entry: Mapping[str, Any]) -> Any:
+    """A value from a JSON file under home (`codebuff login`'s credentials); unreadable or invalid -> absent."""
+    import json
+
+    from .extract import compile_path
+
+    try:
+        data = json.loads((ctx.home / arg["path"]).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = compile_path(arg["json"]).search(data)
+    return sanitize(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+
+def _from_keyring(ctx: RunContext, arg: Mapping[str, str], account: Mapping[str, Any] | None,
+                  entry: Mapping[str, Any]) -> Any:
+    return sanitize(ctx.keyring_get(arg["service"], arg["account"]))
+
+
 def _from_default(ctx: RunContext, arg: Any, account: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> Any:
     return arg
 
@@ -62,13 +82,19 @@ SOURCE_KINDS: dict[str, Callable[..., Any]] = {
     "env": _from_env,
     "config": _from_config,
     "account": _from_account,
+    "file": _from_file,
+    "keyring": _from_keyring,
     "default": _from_default,
 }
 
 
 def describe_source(source: Mapping[str, Any]) -> str:
     kind, arg = next(iter(source.items()))
-    return {"env": f"env {arg}", "config": f"config {arg}", "account": f"token account {arg}"}.get(kind, f"default")
+    if kind == "file":
+        return f"file ~/{arg['path']}"
+    if kind == "keyring":
+        return f"keyring {arg['service']}"
+    return {"env": f"env {arg}", "config": f"config {arg}", "account": f"token account {arg}"}.get(kind, "default")
 
 
 def resolve_inputs(

@@ -63,24 +63,33 @@ def _render(value: Any, variables: dict[str, Any], what: str) -> Any:
     return value
 
 
-def _auth_bearer(auth: Mapping[str, Any], v: dict[str, Any], what: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + _render(auth["token"], v, what).strip()}
+def _auth_bearer(auth: Mapping[str, Any], v: dict[str, Any], what: str, request: httpx.Request) -> None:
+    request.headers["Authorization"] = "Bearer " + _render(auth["token"], v, what).strip()
 
 
-def _auth_header(auth: Mapping[str, Any], v: dict[str, Any], what: str) -> dict[str, str]:
-    return {auth["name"]: _render(auth["value"], v, what).strip()}
+def _auth_header(auth: Mapping[str, Any], v: dict[str, Any], what: str, request: httpx.Request) -> None:
+    request.headers[auth["name"]] = _render(auth["value"], v, what).strip()
 
 
-def _auth_basic(auth: Mapping[str, Any], v: dict[str, Any], what: str) -> dict[str, str]:
+def _auth_basic(auth: Mapping[str, Any], v: dict[str, Any], what: str, request: httpx.Request) -> None:
     pair = f"{_render(auth['username'], v, what)}:{_render(auth['password'], v, what)}"
-    return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    request.headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
 
 
-#: Auth kinds; keys equal the schema's `auth.type` enum (a test checks it).
-AUTH_KINDS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], str], dict[str, str]]] = {
+def _auth_aws_sigv4(auth: Mapping[str, Any], v: dict[str, Any], what: str, request: httpx.Request) -> None:
+    from .hooks.sigv4 import sign  # the one auth hook: botocore's signer, imported only by AWS specs
+
+    params = {k: _render(auth[k], v, what).strip() for k in
+              ("service", "region", "access_key", "secret_key", "session_token") if k in auth}
+    sign(request, now=v["now"], **params)
+
+
+#: Auth kinds; keys equal the schema's `auth.type` enum (a test checks it). Each sets headers on the final request.
+AUTH_KINDS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], str, httpx.Request], None]] = {
     "bearer": _auth_bearer,
     "header": _auth_header,
     "basic": _auth_basic,
+    "aws_sigv4": _auth_aws_sigv4,
 }
 
 
@@ -96,8 +105,6 @@ def render_step(step: Mapping[str, Any], variables: dict[str, Any]) -> httpx.Req
         url = urlunsplit(parts._replace(query=urlencode(existing + list(query.items()))))
     headers = {k: _render(v, variables, f"step {sid} headers.{k}") for k, v in step.get("headers", {}).items()}
     headers = {k: v for k, v in headers.items() if v != ""}
-    if "auth" in step:
-        headers.update(AUTH_KINDS[step["auth"]["type"]](step["auth"], variables, f"step {sid} auth"))
     content: bytes | None = None
     if "json" in step:
         content = json.dumps(_render(step["json"], variables, f"step {sid} json"), separators=(",", ":")).encode()
@@ -107,9 +114,12 @@ def render_step(step: Mapping[str, Any], variables: dict[str, Any]) -> httpx.Req
         content = urlencode(form).encode()
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     try:
-        return httpx.Request(step.get("method", "GET"), url, headers=headers, content=content)
+        request = httpx.Request(step.get("method", "GET"), url, headers=headers, content=content)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
         raise EngineError("api_failure", f"step {sid}: invalid request URL: {exc}") from None
+    if "auth" in step:
+        AUTH_KINDS[step["auth"]["type"]](step["auth"], variables, f"step {sid} auth", request)
+    return request
 
 
 def mask_url(url: str | httpx.URL, secrets: list[str]) -> str:

@@ -19,7 +19,8 @@ from .extract import extract_values
 from .inputs import Resolved, mask, missing_hint, resolve_inputs
 from .load import Spec, json_path_str
 from .normalize import build_usage
-from .request import Sent, classify, parse_body, render_step, send, try_json
+from .request import Sent
+from .steps import StepRun, run_step
 
 SOURCE_MODES = ("auto", "web", "cli", "oauth", "api")
 PROVIDER_TIMEOUT_S = 60.0
@@ -119,6 +120,7 @@ async def fetch(
     own_client = client is None
     client = client or ctx.http_client()
     last_error: EngineError | None = None
+    variables: dict[str, Any] | None = None
     try:
         for index, strategy in select_strategies(spec, mode):
             sid, kind = strategy["id"], strategy["kind"]
@@ -131,16 +133,29 @@ async def fetch(
             started = monotonic()
             try:
                 with _where(spec, sid, ("strategies", index)):
-                    usage = await _run_strategy(spec, index, strategy, ctx, resolved, client, outcome.trace)
+                    if variables is None:
+                        variables = _evaluate_vars(spec, ctx, resolved)
+                    if "when" in strategy and not evaluate(compile_expr(strategy["when"]), variables,
+                                                           what=f"strategy {sid} when"):
+                        outcome.attempts.append(Attempt(sid, kind, False, error="not available: `when` is false"))
+                        continue
+                    source = evaluate(compile_template(strategy.get("source", kind)), variables,
+                                      what=f"strategy {sid} source")
+                    usage = await _run_strategy(spec, index, strategy, ctx, resolved, dict(variables), client,
+                                                outcome.trace)
             except EngineError as exc:
                 exc.message = mask(exc.message, resolved.secrets)
                 outcome.attempts.append(Attempt(sid, kind, True, (monotonic() - started) * 1000, exc.kind, exc.message))
+                falls_back = exc.kind in strategy.get("fallback_on", [])
+                keep_earlier = strategy.get("report_earlier_error_unless")
+                if last_error is not None and keep_earlier is not None and last_error.kind not in keep_earlier:
+                    exc = last_error  # e.g. openai: the admin error wins over the legacy one
                 last_error = exc
-                if exc.kind in strategy.get("fallback_on", []):
+                if falls_back:
                     continue
                 break
             outcome.attempts.append(Attempt(sid, kind, True, (monotonic() - started) * 1000))
-            outcome.source = strategy.get("source", kind)
+            outcome.source = source
             outcome.usage = usage
             return outcome
     finally:
@@ -180,61 +195,35 @@ async def _run_strategy(
     strategy: Mapping[str, Any],
     ctx: RunContext,
     resolved: Resolved,
+    variables: dict[str, Any],
     client: httpx.AsyncClient,
     trace: Trace | None,
 ) -> dict[str, Any]:
     base = ("strategies", index)
-    for name, err in resolved.policy_errors.items():
-        raise err  # endpoint overrides are validated before any request: fail closed
     if "hook" in strategy:
         from .hooks import get_hook
 
         return await get_hook(strategy["hook"])(spec=spec, strategy=strategy, ctx=ctx, inputs=resolved)
-    now = ctx.now()
-    variables: dict[str, Any] = {**run_globals(now), **resolved.values}
-    for name, source in spec.data.get("vars", {}).items():
-        with _where(spec, strategy["id"], ("vars", name)):
-            variables[name] = evaluate(compile_expr(source), variables, what=f"vars.{name}")
     results: dict[str, Any] = {}
     meta: dict[str, Any] = {}
-    rules = strategy.get("errors", [])
+    run = StepRun(ctx=ctx, client=client, resolved=resolved, rules=strategy.get("errors", []),
+                  url_policy=lambda url: _url_policy(spec, url, resolved),
+                  trace=trace.requests if trace is not None else None)
     for s_index, step in enumerate(strategy.get("steps", [])):
-        step_path = base + ("steps", s_index)
         sid = step["id"]
         step_vars = {**variables, "steps": results}
-        with _where(spec, strategy["id"], step_path):
+        with _where(spec, strategy["id"], base + ("steps", s_index)):
             if "when" in step and not evaluate(compile_expr(step["when"]), step_vars, what=f"step {sid} when"):
                 results[sid] = None
                 continue
             try:
-                request = render_step(step, step_vars)
-                allow = "https" if request.url.scheme == "https" else _url_policy(spec, step["url"], resolved)
-                sent = await send(client, ctx, request, step=step, secrets=resolved.secrets, allow=allow)
-                if trace is not None:
-                    trace.requests.append(sent)
-                ok = sent.status is not None and 200 <= sent.status < 300
-                body, parse_error = None, None
-                if ok:
-                    try:
-                        body = parse_body(sent, step.get("response", "json"))
-                    except EngineError as exc:
-                        parse_error = exc
-                else:
-                    body = try_json(sent.text)
-                error = classify(sent, body, rules, variables, resolved.secrets)
-                if error is None and parse_error is not None:
-                    error = parse_error
-                if error is not None:
-                    sent.error = error.message
-                    raise error
+                results[sid], meta[sid] = await run_step(step, step_vars, run)
             except EngineError as exc:
                 exc.step = exc.step or sid
-                if step.get("optional") and exc.kind != "spec_invalid":
+                if step.get("optional") and exc.kind != "spec_invalid" and exc.kind not in step.get("fatal", []):
                     results[sid] = None
                     continue
                 raise
-        results[sid] = body
-        meta[sid] = {"status": sent.status, "headers": sent.response_headers}
     document = {**results, "meta": meta}
     values_trace = trace.values if trace is not None else None
     with _where(spec, strategy["id"], base + ("extract",)):
@@ -245,8 +234,19 @@ async def _run_strategy(
             if values_trace is not None:
                 values_trace.append((name, source if isinstance(source, str) else source["value"], variables[name]))
     with _where(spec, strategy["id"], base + ("usage",)):
-        return build_usage(strategy.get("usage", {}), variables, provider=spec.id, now=now,
+        return build_usage(strategy.get("usage", {}), variables, provider=spec.id, now=variables["now"],
                            trace=trace.fields if trace is not None else None)
+
+
+def _evaluate_vars(spec: Spec, ctx: RunContext, resolved: Resolved) -> dict[str, Any]:
+    """Inputs plus `vars`, computed once per fetch, before any request (endpoint overrides fail closed first)."""
+    for err in resolved.policy_errors.values():
+        raise err
+    variables: dict[str, Any] = {**run_globals(ctx.now(), ctx.tz), **resolved.values}
+    for name, source in spec.data.get("vars", {}).items():
+        with _where(spec, None, ("vars", name)):
+            variables[name] = evaluate(compile_expr(source), variables, what=f"vars.{name}")
+    return variables
 
 
 def _compute(name: str, source: Any, variables: dict[str, Any]) -> Any:

@@ -145,11 +145,26 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
         check(("vars", name), "expression", source, scope, "var")
         scope.add(name)
     base_scope = set(scope)
+    login = data.get("login")
+    if login:
+        for key in ("device_code_url", "token_url"):
+            check(("login", key), "template", login.get(key), base_scope, f"login {key}")
+        check(("login", "store", "account"), "template", login.get("store", {}).get("account"), base_scope,
+              "login store.account")
+    for name, decl in data.get("inputs", {}).items():
+        for i, source in enumerate(decl.get("from", [])):
+            if "file" in source:
+                try:
+                    jmespath.compile(source["file"]["json"])
+                except jmespath.exceptions.ParseError as exc:
+                    problems.append((("inputs", name, "from", i, "file", "json"), f"JMESPath does not compile: {exc.msg}"))
     for si, strategy in enumerate(data.get("strategies", [])):
         sp = ("strategies", si)
         for name in strategy.get("requires", []):
             if name not in inputs:
                 problems.append((sp + ("requires",), f"requires unknown input {name!r}{_did_you_mean(name, sorted(inputs))}"))
+        check(sp + ("when",), "expression", strategy.get("when"), base_scope, f"strategy {strategy['id']} when")
+        check(sp + ("source",), "template", strategy.get("source"), base_scope, f"strategy {strategy['id']} source")
         if "hook" in strategy and strategy["hook"] not in REGISTRY:
             problems.append((sp + ("hook",), f"unknown hook {strategy['hook']!r}; known: {', '.join(sorted(REGISTRY)) or 'none'}"))
         step_ids: list[str] = []
@@ -158,13 +173,19 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
             if step["id"] in step_ids:
                 problems.append((tp + ("id",), f"duplicate step id {step['id']!r}"))
             tscope = base_scope | {"steps"}
+            if "for_each" in step:
+                check(tp + ("for_each",), "expression", step["for_each"], tscope, f"step {step['id']} for_each")
+                tscope = tscope | {step["as"]}
+            if "paginate" in step:
+                check(tp + ("paginate", "next"), "expression", step["paginate"]["next"], tscope | {"body", "pages"},
+                      f"step {step['id']} paginate.next")
             for key in ("url",):
                 check(tp + (key,), "template", step.get(key), tscope, f"step {step['id']} {key}")
             for block in ("query", "headers", "form"):
                 for k, v in step.get(block, {}).items():
                     check(tp + (block, k), "template", v, tscope, f"step {step['id']} {block}.{k}")
             for k, v in step.get("auth", {}).items():
-                if k in ("token", "value", "username", "password"):
+                if k not in ("type", "name"):
                     check(tp + ("auth", k), "template", v, tscope, f"step {step['id']} auth.{k}")
             for path, value in _strings(step.get("json"), tp + ("json",)):
                 check(path, "template", value, tscope, f"step {step['id']} json")

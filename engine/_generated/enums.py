@@ -38,6 +38,7 @@ AUTH_KINDS: tuple[str, ...] = (
     "bearer",
     "header",
     "basic",
+    "aws_sigv4",
 )
 
 #: Extract value types.
@@ -57,6 +58,8 @@ INPUT_SOURCE_KINDS: tuple[str, ...] = (
     "config",
     "default",
     "env",
+    "file",
+    "keyring",
 )
 
 #: Endpoint URL policies.

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import orjson
 
 from . import pricing
-from .jsonl import DayKeyer, as_int, read_blocks
+from .jsonl import DayKeyer, as_int, buffer_signature, read_blocks
 
 MAX_LINE = 512 * 1024
 MARK = b'"type":"assistant"'
@@ -131,14 +131,16 @@ class _ClaudeParse:
         self.unkeyed: list[list] = []
         self.skipped = 0
 
-    def block(self, buf: bytes, end: int) -> None:
+    def block(self, buf: bytearray, start: int, end: int) -> None:
         find = buf.find
-        i = find(MARK, 0, end)
+        rfind = buf.rfind
+        line = self.line
+        i = find(MARK, start, end)
         while i >= 0:
-            s = buf.rfind(b"\n", 0, i) + 1
+            s = rfind(b"\n", start, i) + 1 or start
             e = find(b"\n", i, end)
             if e - s <= MAX_LINE and find(USAGE, s, e) >= 0:
-                self.line(buf[s:e])
+                line(buf[s:e])
             i = find(MARK, e + 1, end)
 
     def line(self, raw: bytes) -> bool:
@@ -202,7 +204,7 @@ def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict:
     where ``offset`` is how far the file has been consumed (a truncated last line is not).
     """
     st = _ClaudeParse(tz)
-    end, tail = read_blocks(path, offset, MAX_LINE, st.block)
+    end, tail, whole = read_blocks(path, offset, MAX_LINE, st.block)
     tail_bad = 0
     if tail:
         if tail.find(MARK) >= 0 and tail.find(USAGE) >= 0:
@@ -211,5 +213,8 @@ def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict:
             else:
                 st.skipped -= 1  # reported as tail_bad instead; it may still be completed
                 tail_bad = 1
-    return {"rows": st.rows, "unkeyed": st.unkeyed, "skipped": st.skipped, "tail_bad": tail_bad,
-            "offset": end}
+    res = {"rows": st.rows, "unkeyed": st.unkeyed, "skipped": st.skipped, "tail_bad": tail_bad, "offset": end}
+    if whole is not None:
+        res["sig"] = buffer_signature(whole, end)
+        whole.release()
+    return res

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import orjson
 
 from . import pricing
-from .jsonl import DayKeyer, as_int, read_blocks
+from .jsonl import DayKeyer, as_int, buffer_signature, read_blocks
 
 MAX_LINE = 256 * 1024
 LOOKBACK_DAYS = 30
@@ -191,28 +191,33 @@ class _CodexParse:
                 state[k] = tuple(state[k])
 
     # -- byte level
-    def block(self, buf: bytes, end: int) -> None:
+    def block(self, buf: bytearray, start: int, end: int) -> None:
         find = buf.find
-        pos = 0
+        line = self.line
+        pos = start
         while pos < end:
             e = find(b"\n", pos, end)
             if e - pos > 2:
-                head_end = min(e, pos + _HEAD)
+                head_end = pos + _HEAD if e > pos + _HEAD else e
                 if (find(_M_ITEM, pos, head_end) >= 0 and find(_M_EVENT, pos, head_end) < 0
                         and find(_M_TURN, pos, head_end) < 0 and find(_M_META, pos, head_end) < 0):
                     pass  # response_item: the bulk of the bytes (tool output), never parsed
                 elif e - pos > MAX_LINE:
                     if find(_M_TURN, pos, pos + MAX_LINE) >= 0:
-                        self.long(buf[pos:pos + MAX_LINE])
+                        self.long(bytes(buf[pos:pos + MAX_LINE]))
                 elif find(_M_EVENT, pos, e) >= 0:
                     if find(b'"token_count"', pos, e) >= 0 or find(b'"task_started"', pos, e) >= 0:
-                        self.line(buf[pos:e])
+                        line(buf[pos:e])
                 elif find(_M_TURN, pos, e) >= 0 or find(_M_META, pos, e) >= 0:
-                    self.line(buf[pos:e])
+                    line(buf[pos:e])
             pos = e + 1
 
     def long(self, prefix: bytes) -> None:
         """Over-long ``turn_context`` line: take the model from its prefix."""
+        head = prefix[:_HEAD]
+        if (head.find(_M_ITEM) >= 0 and head.find(_M_EVENT) < 0 and head.find(_M_TURN) < 0
+                and head.find(_M_META) < 0):
+            return  # a response_item (tool output) that merely mentions turn_context
         if prefix.find(_M_TURN) < 0:
             return
         m = _MODEL_RE.search(prefix)
@@ -358,7 +363,7 @@ def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] |
     (call again with ``forks_resolved=True`` and ``state`` prepared by ``fork_state``).
     """
     st = _CodexParse(tz, state if state is not None else new_state(), forks_resolved)
-    end, tail = read_blocks(path, offset, MAX_LINE, st.block, st.long)
+    end, tail, whole = read_blocks(path, offset, MAX_LINE, st.block, st.long)
     tail_bad = 0
     if tail and st.is_candidate(tail):
         if st.line(tail):
@@ -366,7 +371,11 @@ def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] |
         else:
             st.skipped -= 1
             tail_bad = 1
-    return {"rows": st.rows, "state": st.s, "skipped": st.skipped, "tail_bad": tail_bad, "offset": end}
+    res = {"rows": st.rows, "state": st.s, "skipped": st.skipped, "tail_bad": tail_bad, "offset": end}
+    if whole is not None:
+        res["sig"] = buffer_signature(whole, end)
+        whole.release()
+    return res
 
 
 # --------------------------------------------------------------------------- forks

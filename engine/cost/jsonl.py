@@ -9,73 +9,116 @@ once through ``on_long`` with their first ``max_line`` bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime, timedelta, tzinfo
 from typing import Callable
 
-CHUNK = 1 << 20
+CHUNK = 8 << 20          # read buffer (reused per process); files up to this size are read in one go
 SIG_EDGE = 8192
 SIG_SAMPLES = 32
 SIG_SAMPLE = 256
 
+_buf: bytearray | None = None
+
+
+def _buffer(size: int) -> bytearray:
+    """The process's reusable read buffer, grown to ``size`` bytes when needed.
+
+    Reusing one buffer avoids faulting in fresh pages for every chunk read (a measurable
+    cost on a VM); forked pool workers each end up with their own copy.
+    """
+    global _buf
+    if _buf is None or len(_buf) < size:
+        _buf = bytearray(size)
+    return _buf
+
 
 def read_blocks(path: str, offset: int, max_line: int,
-                on_block: Callable[[bytes, int], None],
-                on_long: Callable[[bytes], None] | None = None) -> tuple[int, bytes | None]:
-    """Feed ``on_block(buf, end)`` with ``buf[:end]`` = complete lines (each ending in ``\\n``).
+                on_block: Callable[[bytearray, int, int], None],
+                on_long: Callable[[bytes], None] | None = None) -> tuple[int, bytes | None, memoryview | None]:
+    """Feed ``on_block(buf, start, end)`` with ``buf[start:end]`` = complete lines (each ending
+    in ``\\n``).  ``buf`` is a reused buffer: callers must copy (slice) what they keep.
 
-    Returns ``(end_offset, tail)``: the file offset just past the last complete line, and the
-    unterminated bytes after it (``None`` if the file ends with a newline, ``b""`` if the
-    unterminated tail is longer than ``max_line``).
+    Returns ``(end_offset, tail, whole)``: the file offset just past the last complete line,
+    the unterminated bytes after it (``None`` if the file ends with a newline, ``b""`` if the
+    unterminated tail is longer than ``max_line``), and -- when ``offset`` is 0 and the file
+    fitted in the buffer -- a view of the file's bytes from offset 0 (valid until the next
+    call; see :func:`buffer_signature`), else ``None``.
     """
-    pos = offset            # file offset of the start of `pending`
-    pending = b""
-    skipping = False        # inside an over-long line whose prefix was already reported
-    long_start = 0          # file offset where that over-long line starts
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+        except OSError:
+            size = CHUNK
+        # room for the whole remainder (plus growth while reading) when it is small; always
+        # more than one over-long line so a full buffer always holds a newline or a long line
+        cap = min(CHUNK, max(size - offset + (64 << 10), 2 * max_line + (64 << 10)))
+        buf = _buffer(cap)
+        cap = len(buf)
+        mv = memoryview(buf)
         if offset:
             f.seek(offset)
-        while True:
-            data = f.read(CHUNK)
-            if not data:
-                break
-            if skipping:
-                nl = data.find(b"\n")
-                if nl < 0:
-                    pos += len(data)
-                    continue
-                pos += nl + 1
-                data = data[nl + 1:]
-                skipping = False
-                if not data:
-                    continue
-            buf = pending + data if pending else data
-            last_nl = buf.rfind(b"\n")
-            if last_nl < 0:
-                if len(buf) > max_line:
+        pos = offset            # file offset of buf[0]
+        base = 0                # buf[base:fill] = bytes not yet handed out
+        fill = 0
+        skipping = False        # inside an over-long line whose prefix was already reported
+        long_start = 0          # file offset where that over-long line starts
+        whole = offset == 0     # buf[0:fill] is still the file from offset 0
+        readinto = f.readinto
+        find = buf.find
+        try:
+            while True:
+                if fill == cap:
+                    # full: move the unconsumed bytes (< max_line of them) to the front
+                    rest = fill - base
+                    if rest:
+                        buf[0:rest] = mv[base:fill]
+                    pos += base
+                    base, fill = 0, rest
+                    whole = False
+                n = readinto(mv[fill:])
+                if not n:
+                    break
+                old = fill
+                fill += n
+                if skipping:
+                    nl = find(b"\n", old, fill)
+                    if nl < 0:
+                        base = fill
+                        continue
+                    base = nl + 1
+                    skipping = False
+                    old = base
+                last_nl = buf.rfind(b"\n", old, fill)
+                if last_nl >= 0:
+                    end = last_nl + 1
+                    if end > base:
+                        on_block(buf, base, end)
+                    base = end
+                if fill - base > max_line:
                     if on_long is not None:
-                        on_long(buf[:max_line])
-                    long_start = pos
-                    pos += len(buf)
-                    pending = b""
+                        on_long(bytes(mv[base:base + max_line]))
+                    long_start = pos + base
+                    base = fill
                     skipping = True
-                else:
-                    pending = buf
-                continue
-            end = last_nl + 1
-            on_block(buf, end)
-            pos += end
-            pending = buf[end:]
-            if len(pending) > max_line:
-                if on_long is not None:
-                    on_long(pending[:max_line])
-                long_start = pos
-                pos += len(pending)
-                pending = b""
-                skipping = True
+        finally:
+            mv.release()
     if skipping:
         # unterminated over-long line at EOF: leave it unconsumed so it is re-read whole
-        return long_start, b""
-    return pos, (pending if pending else None)
+        return long_start, b"", None
+    return pos + base, (bytes(buf[base:fill]) if fill > base else None), (memoryview(buf)[:fill] if whole else None)
+
+
+def _sig_update(h, read_at, offset: int) -> None:
+    h.update(offset.to_bytes(8, "little"))
+    if offset <= 2 * SIG_EDGE + SIG_SAMPLES * SIG_SAMPLE:
+        h.update(read_at(0, offset))
+    else:
+        h.update(read_at(0, SIG_EDGE))
+        step = (offset - 2 * SIG_EDGE) // (SIG_SAMPLES + 1)
+        for i in range(1, SIG_SAMPLES + 1):
+            h.update(read_at(SIG_EDGE + i * step, SIG_SAMPLE))
+        h.update(read_at(offset - SIG_EDGE, SIG_EDGE))
 
 
 def file_signature(path: str, offset: int) -> str:
@@ -86,18 +129,18 @@ def file_signature(path: str, offset: int) -> str:
     without re-reading the file.
     """
     h = hashlib.blake2b(digest_size=8)
-    h.update(offset.to_bytes(8, "little"))
     with open(path, "rb") as f:
-        if offset <= 2 * SIG_EDGE + SIG_SAMPLES * SIG_SAMPLE:
-            h.update(f.read(offset))
-        else:
-            h.update(f.read(SIG_EDGE))
-            step = (offset - 2 * SIG_EDGE) // (SIG_SAMPLES + 1)
-            for i in range(1, SIG_SAMPLES + 1):
-                f.seek(SIG_EDGE + i * step)
-                h.update(f.read(SIG_SAMPLE))
-            f.seek(offset - SIG_EDGE)
-            h.update(f.read(SIG_EDGE))
+        def read_at(at: int, n: int) -> bytes:
+            f.seek(at)
+            return f.read(n)
+        _sig_update(h, read_at, offset)
+    return h.hexdigest()
+
+
+def buffer_signature(data: memoryview, offset: int) -> str:
+    """:func:`file_signature` of bytes already in memory (``data`` = the file from offset 0)."""
+    h = hashlib.blake2b(digest_size=8)
+    _sig_update(h, lambda at, n: data[at:at + n], offset)
     return h.hexdigest()
 
 

@@ -47,7 +47,8 @@ def _finish_full(kind: str, path: str, res: dict) -> dict:
         res["agg"] = aggregate_rows(res["rows"], codex_aggkey, codex_vec)
         res["keys"] = _codex_keys(res["state"], st, res["rows"])
         res["days"] = _days_of(r[2] for r in res["rows"])
-    res["sig"] = file_signature(path, res["offset"])
+    if not res.get("sig"):
+        res["sig"] = file_signature(path, res["offset"])
     return res
 
 

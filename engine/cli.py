@@ -71,6 +71,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="validate specs: every problem at once, as file:line:col $.path: message")
     val.add_argument("paths", nargs="*", type=Path, help="spec files (default: every spec in specs/)")
 
+    login = sub.add_parser("login", help="sign in to a provider (device flow) and store the token in the OS keyring",
+                           description="Run a provider's sign-in flow (e.g. GitHub's device flow for copilot): print a "
+                           "code and a URL, wait for approval, and store the token in the OS keyring, where the "
+                           "provider's spec reads it.")
+    login.add_argument("provider", help="provider id, CLI name or alias (e.g. copilot)")
+
     demo = sub.add_parser("demo", help="render every provider from its bundled cassettes (no network)")
     fmt(demo)
 
@@ -409,6 +415,22 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .load import find_spec
+    from .login import run_login
+    from .validate import load_valid
+
+    cache_dir = _engine_cache_dir()
+    spec = find_spec(args.provider, load=lambda path: load_valid(path, cache_dir))
+    ctx = _live_context()
+    try:
+        asyncio.run(run_login(spec, ctx, out))
+    except EngineError as exc:
+        print(f"Error ({spec.id}): {exc.message}", file=err)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .demo import run_demo
 
@@ -425,7 +447,7 @@ def cmd_cost(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 COMMANDS = {"run": cmd_run, "usage": cmd_usage, "list": cmd_list, "validate": cmd_validate, "demo": cmd_demo,
-            "cost": cmd_cost}
+            "cost": cmd_cost, "login": cmd_login}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

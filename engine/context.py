@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import httpx
 
 KeyringGet = Callable[[str, str], "str | None"]
+KeyringSet = Callable[[str, str, str], None]
 CookieGet = Callable[[str], "list[dict[str, Any]]"]
 
 
@@ -30,6 +31,7 @@ class RunContext:
     transport: httpx.AsyncBaseTransport
     config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     keyring_get: KeyringGet = lambda service, account: None
+    keyring_set: KeyringSet = lambda service, account, secret: None
     cookies_get: CookieGet = lambda domain: []
     commands: Mapping[str, Any] = field(default_factory=dict)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -72,6 +74,7 @@ class RunContext:
             make_transport=make_transport,
             config=config or {},
             keyring_get=_keyring_get,
+            keyring_set=_keyring_set,
             cookies_get=_browser_cookies,
             cache_dir=_cache_dir(env),
         )
@@ -111,6 +114,12 @@ def _keyring_get(service: str, account: str) -> str | None:
         return keyring.get_password(service, account)
     except Exception:
         return None
+
+
+def _keyring_set(service: str, account: str, secret: str) -> None:
+    import keyring
+
+    keyring.set_password(service, account, secret)
 
 
 def _browser_cookies(domain: str) -> list[dict[str, Any]]:

@@ -134,7 +134,7 @@ async def fetch(
             try:
                 with _where(spec, sid, ("strategies", index)):
                     if variables is None:
-                        variables = _evaluate_vars(spec, ctx, resolved)
+                        variables = evaluate_vars(spec, ctx, resolved)
                     if "when" in strategy and not evaluate(compile_expr(strategy["when"]), variables,
                                                            what=f"strategy {sid} when"):
                         outcome.attempts.append(Attempt(sid, kind, False, error="not available: `when` is false"))
@@ -170,7 +170,7 @@ async def fetch(
     return outcome
 
 
-def _url_policy(spec: Spec, url_template: str, resolved: Resolved) -> str:
+def url_policy(spec: Spec, url_template: str, resolved: Resolved) -> str:
     """The most permissive URL policy among the inputs a URL template reads, directly or through vars
     (only consulted for plain-http URLs: HTTPS is always allowed)."""
     spec_vars = spec.data.get("vars", {})
@@ -207,7 +207,7 @@ async def _run_strategy(
     results: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     run = StepRun(ctx=ctx, client=client, resolved=resolved, rules=strategy.get("errors", []),
-                  url_policy=lambda url: _url_policy(spec, url, resolved),
+                  url_policy=lambda url: url_policy(spec, url, resolved),
                   trace=trace.requests if trace is not None else None)
     for s_index, step in enumerate(strategy.get("steps", [])):
         sid = step["id"]
@@ -238,7 +238,7 @@ async def _run_strategy(
                            trace=trace.fields if trace is not None else None)
 
 
-def _evaluate_vars(spec: Spec, ctx: RunContext, resolved: Resolved) -> dict[str, Any]:
+def evaluate_vars(spec: Spec, ctx: RunContext, resolved: Resolved) -> dict[str, Any]:
     """Inputs plus `vars`, computed once per fetch, before any request (endpoint overrides fail closed first)."""
     for err in resolved.policy_errors.values():
         raise err

@@ -61,8 +61,7 @@ def context(handler: Any, env: dict[str, str] | None = None, transport: Any = No
         clock=lambda: NOW,
         tz=timezone.utc,
         transport=transport or httpx.MockTransport(handler),
-        sleep=getattr(handler, "sleep", None) or _no_sleep,
-        **kw,
+        **{"sleep": getattr(handler, "sleep", None) or _no_sleep, **kw},
     )
 
 

@@ -28,7 +28,12 @@ def payload(outcome: Outcome) -> dict[str, Any]:
         out["account"] = outcome.account
     if outcome.error is None:
         out["source"] = outcome.source
-        out["usage"] = outcome.usage
+        usage = outcome.usage or {}
+        if outcome.account and not usage.get("accountEmail"):
+            # CodexBar: with a token account and no e-mail from the provider, the label stands in (§1.4.3)
+            identity = {**usage.get("identity", {}), "accountEmail": outcome.account}
+            usage = {**usage, "identity": identity, "accountEmail": outcome.account}
+        out["usage"] = usage
     else:
         out["source"] = outcome.mode
         out["error"] = {"code": exit_code(outcome.error), "message": outcome.error.message,

@@ -129,3 +129,43 @@ def test_demo_json_renders_every_spec_with_fixtures() -> None:
     code, out, _ = cli("demo", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and any(r["provider"] == "openrouter" and r["source"] == "api" for r in rows)
+
+
+def _accounts_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accounts: list[dict]) -> None:
+    _config(tmp_path, monkeypatch, [{"id": "deepseek", "enabled": True, "tokenAccounts": {
+        "version": 1, "activeIndex": 0, "accounts": accounts}}])
+
+
+def test_token_account_selection_errors_are_provider_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _accounts_config(tmp_path, monkeypatch, [{"id": "A-1", "label": "work", "token": "sk-test-a", "addedAt": 0}])
+    code, out, _ = cli("usage", "--provider", "deepseek", "--account", "home", "--format", "json")
+    assert code == 1 and json.loads(out) == [{"provider": "deepseek", "source": "auto", "error": {
+        "code": 1, "message": "No token account labeled 'home' for deepseek.", "kind": "missing_credential"}}]
+    code, out, _ = cli("usage", "--provider", "deepseek", "--account-index", "2", "--format", "json")
+    assert json.loads(out)[0]["error"]["message"] == "Token account index 2 out of range for deepseek (1-1)."
+    code, out, _ = cli("usage", "--provider", "deepseek", "--all-accounts", "--account", "work", "--format", "json")
+    assert json.loads(out)[0]["error"]["message"] == (
+        "Error: --all-accounts cannot be combined with --account or --account-index.")
+    code, out, _ = cli("usage", "--provider", "all", "--account", "work", "--format", "json")
+    assert json.loads(out)[0]["error"]["message"] == "Error: account selection requires a single provider."
+
+
+def test_all_accounts_fans_out_one_row_per_account() -> None:
+    import asyncio
+
+    import httpx
+
+    from engine.load import find_spec
+    from engine.run import fetch_many
+
+    from ..helpers import context
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        total = {"Bearer sk-test-a": "5.00", "Bearer sk-test-b": "0.00"}[request.headers["Authorization"]]
+        return httpx.Response(200, json={"is_available": True, "balance_infos": [
+            {"currency": "USD", "total_balance": total, "granted_balance": "0.00", "topped_up_balance": total}]})
+
+    accounts = [{"label": "work", "token": "sk-test-a"}, {"label": "home", "token": "sk-test-b"}]
+    outcomes = asyncio.run(fetch_many([find_spec("deepseek")], context(answer, env={}),
+                                      accounts={"deepseek": accounts}))
+    assert [(o.account, o.usage["primary"]["usedPercent"]) for o in outcomes] == [("work", 0), ("home", 100)]

@@ -66,13 +66,13 @@ def _duration(seconds: float) -> str:
     return f"{mins}m"
 
 
-def reset_line(window: dict[str, Any], now: datetime) -> str | None:
+def reset_line(window: dict[str, Any], now: datetime, *, description_is_detail: bool = False) -> str | None:
     if "resetsAt" in window:
         reset = datetime.fromisoformat(window["resetsAt"].replace("Z", "+00:00"))
         seconds = (reset - now).total_seconds()
         return "Resets now" if seconds <= 0 else f"Resets in {_duration(seconds)}"
     desc = window.get("resetDescription")
-    if desc:
+    if desc and not description_is_detail:
         for prefix in ("Resets in ", "Resets "):
             if desc.startswith(prefix):
                 desc = desc[len(prefix):]
@@ -99,23 +99,21 @@ def text_block(outcome: Outcome, spec: Spec, now: datetime) -> tuple[str, str | 
         return "", f"Error ({who}): {outcome.error.message}"
     usage = outcome.usage or {}
     labels = spec.data.get("labels", {})
+    detail = bool(spec.data.get("display", {}).get("description_is_detail"))
     lines = [f"== {spec.name} ({outcome.source}) =="]
-    for lane, default in (("primary", "Session"), ("secondary", "Weekly"), ("tertiary", "Tertiary")):
-        window = usage.get(lane)
+    windows = [(labels.get(lane, default), usage.get(lane)) for lane, default in
+               (("primary", "Session"), ("secondary", "Weekly"), ("tertiary", "Tertiary"))]
+    windows += [(extra["title"], extra["window"]) for extra in usage.get("extraRateWindows", [])]
+    for label, window in windows:
         if not window:
             continue
         text, remaining = _left(window["usedPercent"])
-        lines.append(f"{labels.get(lane, default)}: {text} left {_bar(remaining)}")
-        reset = reset_line(window, now)
+        lines.append(f"{label}: {text} left {_bar(remaining)}")
+        reset = reset_line(window, now, description_is_detail=detail)
         if reset:
             lines.append(reset)
-    for extra in usage.get("extraRateWindows", []):
-        window = extra["window"]
-        text, remaining = _left(window["usedPercent"])
-        lines.append(f"{extra['title']}: {text} left {_bar(remaining)}")
-        reset = reset_line(window, now)
-        if reset:
-            lines.append(reset)
+        if detail and window.get("resetDescription", "").strip():
+            lines.append(window["resetDescription"].strip())
     cost = usage.get("providerCost")
     if cost and not usage.get("primary"):
         label = "Quota" if cost.get("currencyCode") == "Quota" else "Cost"

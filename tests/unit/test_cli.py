@@ -169,3 +169,12 @@ def test_all_accounts_fans_out_one_row_per_account() -> None:
     outcomes = asyncio.run(fetch_many([find_spec("deepseek")], context(answer, env={}),
                                       accounts={"deepseek": accounts}))
     assert [(o.account, o.usage["primary"]["usedPercent"]) for o in outcomes] == [("work", 0), ("home", 100)]
+
+
+def test_text_output_of_detail_descriptions_and_resets() -> None:
+    code, out, _ = cli("run", "crof", "--cassette", str(ROOT / "fixtures" / "crof" / "normal.yaml"))
+    assert code == 0 and out.splitlines() == [
+        "== Crof (api) ==", "Requests: 99% left [===========-]", "Resets in 17h", "998 requests left",
+        "Credits: 100% left [============]", "$12.34", "Plan: API key"]
+    code, out, _ = cli("run", "venice", "--cassette", str(ROOT / "fixtures" / "venice" / "normal.yaml"))
+    assert "Resets DIEM 62.50 / 100.00 epoch allocation" in out.splitlines()

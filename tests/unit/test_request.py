@@ -152,3 +152,14 @@ def test_real_socket_fetch_and_streamed_cap(tmp_path: Path, local_server: str) -
     spec = write_spec(tmp_path, simple_spec(steps=steps))
     outcome = run(fetch(spec, context(None, env=env, transport=_ProxyTransport(env))))
     assert outcome.error.kind == "api_failure" and "cap" in outcome.error.message
+
+
+def test_proxy_settings_come_from_the_context_env() -> None:
+    from engine.context import _ProxyTransport
+
+    t = _ProxyTransport({"HTTPS_PROXY": "http://proxy.test:3128", "no_proxy": "internal.test,.corp.test"})
+    assert t._pick(httpx.URL("https://api.example.com/x")) is t._proxies["https"]
+    assert t._pick(httpx.URL("https://internal.test/x")) is t._direct
+    assert t._pick(httpx.URL("https://a.corp.test/x")) is t._direct
+    assert t._pick(httpx.URL("http://plain.test/x")) is t._direct  # no HTTP_PROXY / ALL_PROXY set
+    assert _ProxyTransport({})._proxies == {}

@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(message)
 
 
@@ -365,9 +365,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .output import dumps
 
     ctx = _live_context()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in all_specs():
-        inputs = {}
+        inputs: dict[str, dict[str, Any]] = {}
         try:
             account = select_account(ctx.config_entry(spec.id), provider=spec.id) if spec.data.get("token_accounts") \
                 else None

@@ -70,7 +70,7 @@ def select_account(entry: Mapping[str, Any], *, label: str | None = None, index:
                    provider: str) -> Mapping[str, Any] | None:
     """The token account to use: by label, by 1-based index, else the active one (clamped); None if none."""
     accounts_obj = entry.get("tokenAccounts") or {}
-    accounts = list(accounts_obj.get("accounts") or [])
+    accounts: list[Mapping[str, Any]] = list(accounts_obj.get("accounts") or [])
     if label is None and index is None:
         if not accounts:
             return None

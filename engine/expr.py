@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from jinja2 import FunctionLoader, StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.environment import TemplateExpression
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import EngineError
 
@@ -151,6 +152,26 @@ def url_path_or(url: str | None, default_path: str) -> str | None:
     if parts.path in ("", "/"):
         return url.rstrip("/") + "/" + default_path.lstrip("/")
     return url
+
+
+def url_host(value: Any) -> str | None:
+    """The host (and `:port`) of a URL or bare host name, lower-cased, without leading/trailing dots (no scheme
+    -> https://; path and user-info dropped): url_host('https://OctoCorp.ghe.com/login') -> 'octocorp.ghe.com'.
+    Blank -> None."""
+    if value is None:
+        return None
+    raw = str(value).strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw if "://" in raw else "https://" + raw)
+    try:
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # an unparsable port: keep the authority text as it is
+        host, port = parts.netloc.rsplit("@", 1)[-1], None
+    if port is not None:
+        host += f":{port}"
+    return host.strip(".").lower() or None
 
 
 def sort_by(items: Any, key: str, reverse: bool = False) -> list[Any]:
@@ -348,6 +369,42 @@ def date_chunks(start: datetime, total_days: int, chunk_days: int) -> list[dict[
     return out
 
 
+def each_with(items: Any, fields: Any) -> list[dict[str, Any]]:
+    """Copies of the objects in `items`, each updated with the object `fields` (e.g. a parent's date on each of
+    its children: `each_with(bucket.results, {'day': bucket.start_time})`). A non-object item fails the fetch."""
+    if not isinstance(fields, dict):
+        raise ValueError("each_with: fields must be an object")
+    out = []
+    for item in items or []:
+        if not isinstance(item, dict):
+            raise ValueError(f"each_with: expected objects, got {type(item).__name__}")
+        out.append({**item, **fields})
+    return out
+
+
+def group_sum(items: Any, keys: Any, fields: Any) -> list[dict[str, Any]]:
+    """One object per distinct combination of `keys` (first-seen order) holding those keys and each of `fields`
+    summed over the group (missing/None counts as 0): group_sum(rows, ['name'], ['cost', 'requests'])."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    fields = [fields] if isinstance(fields, str) else list(fields)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for item in items or []:
+        if not isinstance(item, dict):
+            raise ValueError(f"group_sum: expected objects, got {type(item).__name__}")
+        ident = tuple(item.get(k) for k in keys)
+        group = groups.get(ident)
+        if group is None:
+            group = groups[ident] = {**dict(zip(keys, ident)), **{f: 0 for f in fields}}
+        for f in fields:
+            value = item.get(f)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"group_sum: {f} is not a number: {value!r}")
+            group[f] += value
+    return list(groups.values())
+
+
 class _Helpers:
     """Functions bound to the run's clock and time zone."""
 
@@ -386,6 +443,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "number": number,
     "window_text": window_text,
     "url_path_or": url_path_or,
+    "url_host": url_host,
     "sort_by": sort_by,
     "title_words": title_words,
     "days": days,
@@ -400,6 +458,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "first_key": first_key,
     "find_objects": find_objects,
     "require": require,
+    "each_with": each_with,
+    "group_sum": group_sum,
     "floor": math.floor,
     "ceil": math.ceil,
     "max": max,

@@ -22,7 +22,8 @@ Problem = tuple[tuple[int, int], str]
 
 @lru_cache(maxsize=None)
 def schema(name: str = "spec") -> dict[str, Any]:
-    return json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    return loaded
 
 
 @lru_cache(maxsize=None)
@@ -151,13 +152,18 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
             check(("login", key), "template", login.get(key), base_scope, f"login {key}")
         check(("login", "store", "account"), "template", login.get("store", {}).get("account"), base_scope,
               "login store.account")
+    earlier_inputs = set(GLOBAL_NAMES)
     for name, decl in data.get("inputs", {}).items():
         for i, source in enumerate(decl.get("from", [])):
+            if "keyring" in source:  # the account may read inputs declared before this one
+                check(("inputs", name, "from", i, "keyring", "account"), "template", source["keyring"].get("account"),
+                      earlier_inputs, "keyring account")
             if "file" in source:
                 try:
                     jmespath.compile(source["file"]["json"])
                 except jmespath.exceptions.ParseError as exc:
                     problems.append((("inputs", name, "from", i, "file", "json"), f"JMESPath does not compile: {exc.msg}"))
+        earlier_inputs.add(name)
     for si, strategy in enumerate(data.get("strategies", [])):
         sp = ("strategies", si)
         for name in strategy.get("requires", []):
@@ -188,7 +194,8 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
                 if k not in ("type", "name"):
                     check(tp + ("auth", k), "template", v, tscope, f"step {step['id']} auth.{k}")
             for path, value in _strings(step.get("json"), tp + ("json",)):
-                check(path, "template", value, tscope, f"step {step['id']} json")
+                kind = "expression" if path[-1] == "$expr" else "template"  # {$expr: ...} is a typed value
+                check(path, kind, value, tscope, f"step {step['id']} json")
             if "when" in step:
                 check(tp + ("when",), "expression", step["when"], tscope, f"step {step['id']} when")
             step_ids.append(step["id"])

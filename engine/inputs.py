@@ -70,7 +70,7 @@ def _from_file(ctx: RunContext, arg: Mapping[str, str], account: Mapping[str, An
 
 def _from_keyring(ctx: RunContext, arg: Mapping[str, str], account: Mapping[str, Any] | None,
                   entry: Mapping[str, Any]) -> Any:
-    return sanitize(ctx.keyring_get(arg["service"], arg["account"]))
+    return sanitize(ctx.keyring_get(arg["service"], arg["account"])) if arg["account"] else None
 
 
 def _from_default(ctx: RunContext, arg: Any, account: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> Any:
@@ -113,6 +113,12 @@ def resolve_inputs(
         origin = ""
         for source in decl.get("from", []):
             kind, arg = next(iter(source.items()))
+            if kind == "keyring" and "{" in arg["account"]:
+                # e.g. `{{ url_host(enterprise_host) or 'github.com' }}`: a template over the inputs declared earlier
+                from .expr import compile_template, evaluate
+
+                arg = {**arg, "account": evaluate(compile_template(arg["account"]), dict(out.values),
+                                                  what=f"inputs.{name} keyring account").strip()}
             value = SOURCE_KINDS[kind](ctx, arg, account, entry)
             if value is not None:
                 origin = describe_source(source)
@@ -124,6 +130,11 @@ def resolve_inputs(
             try:
                 value = check_url(str(value), policy)
             except ValueError as exc:
+                if decl.get("on_invalid") == "absent":  # only disables what reads it (e.g. an optional request)
+                    value = None
+                    out.values[name] = None
+                    out.origins[name] = f"{origin} (invalid: {exc})"
+                    continue
                 out.policy_errors[name] = EngineError(
                     "api_failure",
                     f"invalid endpoint override {origin.removeprefix('env ').removeprefix('config ')}: {exc}; "

@@ -59,6 +59,8 @@ def _render(value: Any, variables: dict[str, Any], what: str) -> Any:
     if isinstance(value, list):
         return [_render(v, variables, f"{what}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get("$expr"), str):  # a typed value: number, bool, list, object
+            return evaluate(compile_expr(value["$expr"]), variables, what=what)
         return {k: _render(v, variables, f"{what}.{k}") for k, v in value.items()}
     return value
 
@@ -93,8 +95,9 @@ AUTH_KINDS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], str, httpx.Re
 }
 
 
-def render_step(step: Mapping[str, Any], variables: dict[str, Any]) -> httpx.Request:
-    """Render a step into an httpx.Request. Header and query values that render empty are not sent."""
+def render_step(step: Mapping[str, Any], variables: dict[str, Any], cursor: str | None = None) -> httpx.Request:
+    """Render a step into an httpx.Request. Header and query values that render empty are not sent. A pagination
+    `cursor` goes into the query (or, with `paginate.in: json`, the JSON body) before the request is signed."""
     sid = step["id"]
     url = _render(step["url"], variables, f"step {sid} url").strip()
     query = {k: _render(v, variables, f"step {sid} query.{k}") for k, v in step.get("query", {}).items()}
@@ -106,8 +109,14 @@ def render_step(step: Mapping[str, Any], variables: dict[str, Any]) -> httpx.Req
     headers = {k: _render(v, variables, f"step {sid} headers.{k}") for k, v in step.get("headers", {}).items()}
     headers = {k: v for k, v in headers.items() if v != ""}
     content: bytes | None = None
-    if "json" in step:
-        content = json.dumps(_render(step["json"], variables, f"step {sid} json"), separators=(",", ":")).encode()
+    in_body = cursor is not None and step.get("paginate", {}).get("in") == "json"
+    if "json" in step or in_body:
+        body = _render(step.get("json", {}), variables, f"step {sid} json")
+        if in_body:
+            if not isinstance(body, dict):
+                raise EngineError("spec_invalid", f"step {sid}: paginate.in json needs a JSON object body")
+            body = {**body, step["paginate"]["param"]: cursor}
+        content = json.dumps(body, separators=(",", ":")).encode()
         headers.setdefault("Content-Type", "application/json")
     elif "form" in step:
         form = {k: _render(v, variables, f"step {sid} form.{k}") for k, v in step["form"].items()}
@@ -117,6 +126,8 @@ def render_step(step: Mapping[str, Any], variables: dict[str, Any]) -> httpx.Req
         request = httpx.Request(step.get("method", "GET"), url, headers=headers, content=content)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
         raise EngineError("api_failure", f"step {sid}: invalid request URL: {exc}") from None
+    if cursor is not None and not in_body:
+        request.url = request.url.copy_set_param(step["paginate"]["param"], cursor)
     if "auth" in step:
         AUTH_KINDS[step["auth"]["type"]](step["auth"], variables, f"step {sid} auth", request)
     return request

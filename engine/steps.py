@@ -87,9 +87,7 @@ async def _paged(step: Mapping[str, Any], variables: dict[str, Any], run: StepRu
 async def _send_one(step: Mapping[str, Any], variables: dict[str, Any], run: StepRun,
                     *, cursor: str | None) -> tuple[Any, Any]:
     """Render, send, classify and parse one request of a step."""
-    request = render_step(step, variables)
-    if cursor is not None:
-        request.url = request.url.copy_set_param(step["paginate"]["param"], cursor)
+    request = render_step(step, variables, cursor)
     allow = "https" if request.url.scheme == "https" else run.url_policy(step["url"])
     sent = await send(run.client, run.ctx, request, step=step, secrets=run.resolved.secrets, allow=allow)
     if run.trace is not None:

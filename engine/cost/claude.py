@@ -123,15 +123,18 @@ def is_vertex_entry(obj: dict, message: dict, raw: bytes | None = None) -> bool:
 # --------------------------------------------------------------------------- parsing
 
 class _ClaudeParse:
-    __slots__ = ("keyer", "rows", "unkeyed", "skipped")
+    __slots__ = ("keyer", "models", "rows", "unkeyed", "skipped")
 
     def __init__(self, tz: tzinfo):
-        self.keyer = DayKeyer(tz)
+        self.keyer = DayKeyer.for_tz(tz)
+        self.models: dict[str, tuple] = {}   # raw model -> (normalised, rates|None, needs timestamp)
         self.rows: dict[str, list] = {}
         self.unkeyed: list[list] = []
         self.skipped = 0
 
     def block(self, buf: bytearray, start: int, end: int) -> None:
+        # Candidates are found with C-level searches over the whole block: the marker, then the
+        # line around it; only lines that also hold "usage" are copied out and JSON-parsed.
         find = buf.find
         rfind = buf.rfind
         line = self.line
@@ -139,59 +142,86 @@ class _ClaudeParse:
         while i >= 0:
             s = rfind(b"\n", start, i) + 1 or start
             e = find(b"\n", i, end)
-            if e - s <= MAX_LINE and find(USAGE, s, e) >= 0:
+            # "usage" sits near the end of real lines: search backwards
+            if e - s <= MAX_LINE and rfind(USAGE, s, e) >= 0:
                 line(buf[s:e])
             i = find(MARK, e + 1, end)
 
-    def line(self, raw: bytes) -> bool:
+    def line(self, raw: bytes | bytearray) -> bool:
         """Handle one candidate line; False when it is not valid JSON."""
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             self.skipped += 1
             return False
-        if type(obj) is not dict or obj.get("type") != "assistant":
+        if type(obj) is not dict:
             return True
-        msg = obj.get("message")
-        ts = obj.get("timestamp")
+        get = obj.get
+        if get("type") != "assistant":
+            return True
+        msg = get("message")
+        ts = get("timestamp")
         if type(msg) is not dict or type(ts) is not str:
             self.skipped += 1
             return True
-        model = msg.get("model")
-        usage = msg.get("usage")
+        mget = msg.get
+        model = mget("model")
+        usage = mget("usage")
         if type(model) is not str or type(usage) is not dict:
             self.skipped += 1
             return True
-        inp = as_int(usage.get("input_tokens"))
-        cc = as_int(usage.get("cache_creation_input_tokens"))
-        cr = as_int(usage.get("cache_read_input_tokens"))
-        out = as_int(usage.get("output_tokens"))
+        uget = usage.get
+        v = uget("input_tokens")
+        inp = v if type(v) is int and v > 0 else as_int(v)
+        v = uget("cache_creation_input_tokens")
+        cc = v if type(v) is int and v > 0 else as_int(v)
+        v = uget("cache_read_input_tokens")
+        cr = v if type(v) is int and v > 0 else as_int(v)
+        v = uget("output_tokens")
+        out = v if type(v) is int and v > 0 else as_int(v)
         if not (inp or cc or cr or out):
             return True
         cc1h = 0
-        detail = usage.get("cache_creation")
+        detail = uget("cache_creation")
         if type(detail) is dict:
             cc1h = min(cc, as_int(detail.get("ephemeral_1h_input_tokens")))
         day = self.keyer.day(ts)
         if day is None:
             self.skipped += 1
             return True
-        norm = pricing.normalize_claude_model(model)
-        epoch = None
-        if pricing.claude_needs_timestamp(norm):
-            dt = self.keyer.parse(ts)
-            epoch = dt.timestamp() if dt is not None else None
-        cost = pricing.claude_cost(norm, inp, cr, cc, cc1h, out, epoch)
-        side = obj.get("isSidechain")
+        m = self.models.get(model)
+        if m is None:
+            norm = pricing.normalize_claude_model(model)
+            rates = pricing.claude_rates(norm)
+            m = self.models[model] = (norm, rates, bool(rates and rates[1]))
+        norm, rates, needs_ts = m
+        if rates is None:
+            cost = None
+        else:
+            epoch = None
+            if needs_ts:
+                dt = self.keyer.parse(ts)
+                epoch = dt.timestamp() if dt is not None else None
+            cost = pricing.claude_cost_with(rates, inp, cr, cc, cc1h, out, epoch)
+        side = get("isSidechain")
+        mid = mget("id")
+        rid = get("requestId")
+        # Vertex AI tag (see is_vertex_entry), inlined
+        if ((type(mid) is str and "_vrtx_" in mid) or (type(rid) is str and "_vrtx_" in rid)
+                or (model.startswith("claude-") and "@" in model)):
+            vertex = 1
+        else:
+            low = raw.lower()
+            vertex = 1 if ((low.find(b"vertex") >= 0 or low.find(b"gcp") >= 0)
+                           and _has_vertex_metadata(obj)) else 0
         row = [day, norm, inp, cr, cc, cc1h, out, cost,
-               1 if (side is True or (type(side) in (int, float) and side)) else 0,
-               1 if is_vertex_entry(obj, msg, raw) else 0]
-        mid = msg.get("id")
-        rid = obj.get("requestId")
+               1 if (side is True or (type(side) in (int, float) and side)) else 0, vertex]
         if type(mid) is str and type(rid) is str:
             key = mid + ":" + rid
-            self.rows.pop(key, None)  # re-insert so dict order follows the last chunk
-            self.rows[key] = row
+            rows = self.rows
+            if key in rows:
+                del rows[key]  # re-insert so dict order follows the last chunk
+            rows[key] = row
         else:
             self.unkeyed.append(row)
         return True

@@ -181,7 +181,7 @@ class NeedsFork(Exception):
 
 class _CodexParse:
     def __init__(self, tz: tzinfo, state: dict[str, Any], forks_resolved: bool):
-        self.keyer = DayKeyer(tz)
+        self.keyer = DayKeyer.for_tz(tz)
         self.s = state
         self.rows: list[list] = []
         self.skipped = 0

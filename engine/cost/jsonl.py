@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from datetime import datetime, timedelta, tzinfo
 from typing import Callable
 
@@ -158,18 +159,34 @@ def as_int(value: object) -> int:
     return 0
 
 
+_ZULU_REST = re.compile(r":[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?[Zz]")
+
+
 class DayKeyer:
     """``YYYY-MM-DD`` of an ISO-8601 timestamp in the local zone ``tz``.
 
-    Zulu timestamps are memoised per minute (every zone offset is a whole number of
-    minutes), so the common case costs one dict lookup.
+    Zulu timestamps (``…THH:MM:SS[.fff]Z``) are memoised per UTC hour: the hour's local day
+    is computed once (when the zone's offset and local day are the same at both ends of the
+    hour, else every such timestamp is parsed), so the common case costs one dict lookup and
+    a format check.  Use :meth:`for_tz` to share one memo per zone within a process.
     """
 
-    __slots__ = ("tz", "_memo")
+    __slots__ = ("tz", "_hours")
+    _shared: dict = {}
 
     def __init__(self, tz: tzinfo):
         self.tz = tz
-        self._memo: dict[str, str] = {}
+        self._hours: dict[str, str | None] = {}
+
+    @classmethod
+    def for_tz(cls, tz: tzinfo) -> "DayKeyer":
+        try:
+            k = cls._shared.get(tz)
+            if k is None:
+                k = cls._shared[tz] = cls(tz)
+            return k
+        except TypeError:  # unhashable custom tzinfo
+            return cls(tz)
 
     def parse(self, ts: str) -> datetime | None:
         try:
@@ -180,18 +197,27 @@ class DayKeyer:
             dt = dt.replace(tzinfo=self.tz)
         return dt
 
+    def _hour(self, hour: str) -> str | None:
+        try:
+            first = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(self.tz)
+            last = datetime.fromisoformat(hour + ":59:59.999999+00:00").astimezone(self.tz)
+        except (ValueError, OverflowError):
+            d = None
+        else:
+            d = first.date().isoformat()
+            if last.date().isoformat() != d or first.utcoffset() != last.utcoffset():
+                d = None
+        self._hours[hour] = d
+        return d
+
     def day(self, ts: str) -> str | None:
-        if len(ts) >= 17 and ts[-1] in "Zz" and ts[10] == "T":
-            k = ts[:16]
-            d = self._memo.get(k)
-            if d is not None:
+        if len(ts) >= 20 and ts[10] == "T":
+            h = ts[:13]
+            d = self._hours.get(h, 0)
+            if d == 0:
+                d = self._hour(h)
+            if d is not None and _ZULU_REST.fullmatch(ts, 13):
                 return d
-            dt = self.parse(ts)
-            if dt is None:
-                return None
-            d = dt.astimezone(self.tz).date().isoformat()
-            self._memo[k] = d
-            return d
         dt = self.parse(ts)
         if dt is None:
             return None

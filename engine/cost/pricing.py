@@ -91,11 +91,21 @@ def normalize_claude_model(raw: str) -> str:
 
 # --------------------------------------------------------------------------- costs
 
-def _tier(entry: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
-    for tier in entry.get("tiers", ()):
-        if prompt_tokens > tier["above_input_tokens"]:
-            return tier
-    return entry
+@lru_cache(maxsize=None)
+def _codex_rates(model: str) -> tuple | None:
+    """``((p_in, p_cr, p_out), [(above_input_tokens, (p_in, p_cr, p_out)), ...])`` or ``None``."""
+    entry = pricing_table()["codex"].get(model)
+    if entry is None:
+        return None
+
+    def rates(prices: dict[str, Any]) -> tuple:
+        p_in = prices.get("input", entry["input"])
+        p_cr = prices.get("cache_read", entry.get("cache_read"))
+        if p_cr is None:
+            p_cr = p_in
+        return (p_in, p_cr, prices.get("output", entry["output"]))
+
+    return rates(entry), [(t["above_input_tokens"], rates(t)) for t in entry.get("tiers", ())]
 
 
 def codex_cost(model: str, input_tokens: int, cached_tokens: int, output_tokens: int) -> float | None:
@@ -104,46 +114,80 @@ def codex_cost(model: str, input_tokens: int, cached_tokens: int, output_tokens:
     ``input_tokens`` includes ``cached_tokens`` (OpenAI semantics); cached tokens are billed
     once, at the cache-read price (or the input price when the model has none).
     """
-    entry = pricing_table()["codex"].get(model)
+    r = _codex_rates(model)
+    if r is None:
+        return None
+    inp = input_tokens if input_tokens > 0 else 0
+    cached = cached_tokens if cached_tokens > 0 else 0
+    if cached > inp:
+        cached = inp
+    rates, tiers = r
+    for above, tier_rates in tiers:
+        if inp > above:
+            rates = tier_rates
+            break
+    p_in, p_cr, p_out = rates
+    return ((inp - cached) * p_in + cached * p_cr + (output_tokens if output_tokens > 0 else 0) * p_out) / 1e6
+
+
+def _claude_entry_rates(entry: dict[str, Any]) -> tuple:
+    def rates(prices: dict[str, Any]) -> tuple:
+        p_in = prices.get("input", entry["input"])
+        p_cr = prices.get("cache_read", entry.get("cache_read"))
+        p_cw = prices.get("cache_write", entry.get("cache_write"))
+        if p_cr is None:
+            p_cr = p_in
+        if p_cw is None:
+            p_cw = p_in
+        p_cw1h = prices.get("cache_write_1h", entry.get("cache_write_1h", 2 * p_in))
+        return (p_in, p_cr, p_cw, p_cw1h, prices.get("output", entry["output"]))
+
+    return rates(entry), [(t["above_input_tokens"], rates(t)) for t in entry.get("tiers", ())]
+
+
+@lru_cache(maxsize=None)
+def claude_rates(model: str) -> tuple | None:
+    """Precomputed rates of a normalised Claude model for :func:`claude_cost_with`: ``(current,
+    [(before_epoch, historical), ...])``, each ``(base_rates, [(above_prompt_tokens, rates)])``;
+    ``None`` = unpriced."""
+    entry = pricing_table()["claude"].get(model)
     if entry is None:
         return None
-    inp = max(0, input_tokens)
-    cached = min(max(0, cached_tokens), inp)
-    prices = _tier(entry, inp)
-    p_in = prices.get("input", entry["input"])
-    p_out = prices.get("output", entry["output"])
-    p_cr = prices.get("cache_read", entry.get("cache_read"))
-    if p_cr is None:
-        p_cr = p_in
-    return ((inp - cached) * p_in + cached * p_cr + max(0, output_tokens) * p_out) / 1e6
+    return (_claude_entry_rates(entry),
+            [(before, _claude_entry_rates(hist)) for before, hist in _claude_historical().get(model, ())])
+
+
+def claude_cost_with(r: tuple, inp: int, cr: int, cc: int, cc1h: int, out: int, ts_epoch: float | None) -> float:
+    """:func:`claude_cost` with ``r = claude_rates(model)`` (not ``None``) and token counts
+    already clamped (all >= 0, ``cc1h <= cc``)."""
+    cur, hist = r
+    if ts_epoch is not None:
+        for before, h in hist:
+            if ts_epoch < before:
+                cur = h
+                break
+    rates, tiers = cur
+    if tiers:
+        prompt = inp + cr + cc
+        for above, tier_rates in tiers:
+            if prompt > above:
+                rates = tier_rates
+                break
+    p_in, p_cr, p_cw, p_cw1h, p_out = rates
+    return (inp * p_in + cr * p_cr + (cc - cc1h) * p_cw + cc1h * p_cw1h + out * p_out) / 1e6
 
 
 def claude_cost(model: str, input_tokens: int, cache_read: int, cache_create: int, cache_create_1h: int,
                 output_tokens: int, ts_epoch: float | None = None) -> float | None:
     """USD for one Claude message; ``model`` is already normalised. ``None`` = unpriced."""
-    entry = pricing_table()["claude"].get(model)
-    if entry is None:
+    r = claude_rates(model)
+    if r is None:
         return None
-    if ts_epoch is not None:
-        for before, hist in _claude_historical().get(model, ()):
-            if ts_epoch < before:
-                entry = hist
-                break
     inp = max(0, input_tokens)
     cr = max(0, cache_read)
     cc = max(0, cache_create)
     cc1h = min(max(0, cache_create_1h), cc)
-    prices = _tier(entry, inp + cr + cc)
-    p_in = prices.get("input", entry["input"])
-    p_out = prices.get("output", entry["output"])
-    p_cr = prices.get("cache_read", entry.get("cache_read"))
-    p_cw = prices.get("cache_write", entry.get("cache_write"))
-    if p_cr is None:
-        p_cr = p_in
-    if p_cw is None:
-        p_cw = p_in
-    p_cw1h = prices.get("cache_write_1h", entry.get("cache_write_1h", 2 * p_in))
-    return (inp * p_in + cr * p_cr + (cc - cc1h) * p_cw + cc1h * p_cw1h + max(0, output_tokens) * p_out) / 1e6
+    return claude_cost_with(r, inp, cr, cc, cc1h, max(0, output_tokens), ts_epoch)
 
 
 def claude_needs_timestamp(model: str) -> bool:

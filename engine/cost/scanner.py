@@ -3,6 +3,7 @@ process pool on a cold scan), fold the results in, save the cache.
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from datetime import datetime, time as dtime, tzinfo
@@ -12,8 +13,7 @@ from typing import Any, Callable, Mapping
 from . import claude as claude_mod
 from . import codex as codex_mod
 from .jsonl import file_signature, key_hash
-from .ledger import (CacheInvalid, Ledger, aggregate_rows, claude_aggkey, claude_vec, codex_aggkey,
-                     codex_row_key, codex_vec, _vec_add)
+from .ledger import CacheInvalid, Ledger, aggregate_claude, aggregate_codex, codex_row_key, _vec_add
 
 Progress = Callable[[int, int], None]
 
@@ -38,15 +38,13 @@ def cpu_count() -> int:
 def _finish_full(kind: str, path: str, res: dict) -> dict:
     """Per-file aggregates, key hashes, day span and signature of a whole-file parse (worker side)."""
     if kind == "claude":
-        all_rows = list(res["rows"].values()) + res["unkeyed"]
-        res["agg"] = aggregate_rows(all_rows, claude_aggkey, claude_vec)
-        res["keys"] = [key_hash(k) for k in res["rows"]]
-        res["days"] = _days_of(r[0] for r in all_rows)
+        rows = res["rows"]
+        res["agg"], res["days"] = aggregate_claude(itertools.chain(rows.values(), res["unkeyed"]))
+        res["keys"] = [key_hash(k) for k in rows]
     else:
         st = os.stat(path)
-        res["agg"] = aggregate_rows(res["rows"], codex_aggkey, codex_vec)
+        res["agg"], res["days"] = aggregate_codex(res["rows"])
         res["keys"] = _codex_keys(res["state"], st, res["rows"])
-        res["days"] = _days_of(r[2] for r in res["rows"])
     if not res.get("sig"):
         res["sig"] = file_signature(path, res["offset"])
     return res
@@ -171,9 +169,8 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
             rows[k] = row
         unkeyed = list(old["unkeyed"]) + res["unkeyed"]
         res = dict(res, skipped=res["skipped"] + led.files[path].get("skipped", 0))
-        all_rows = list(rows.values()) + unkeyed
-        meta = _meta(st, path, res, aggregate_rows(all_rows, claude_aggkey, claude_vec),
-                     _days_of(r[0] for r in all_rows))
+        agg, days = aggregate_claude(itertools.chain(rows.values(), unkeyed))
+        meta = _meta(st, path, res, agg, days)
         led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
     else:
         meta = _meta(st, path, res, res["agg"], res["days"])
@@ -191,7 +188,7 @@ def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremen
     if incremental:
         old = led.files[path]
         agg = {k: list(v) for k, v in old["agg"].items()}
-        for k, v in aggregate_rows(rows, codex_aggkey, codex_vec).items():
+        for k, v in aggregate_codex(rows)[0].items():
             _vec_add(agg.setdefault(k, [0, 0, 0, 0, 0.0, 0]), v)
         days = [r[2] for r in rows] + (old["days"] or [])
         res = dict(res, skipped=res["skipped"] + old.get("skipped", 0))

@@ -112,7 +112,7 @@ def _function_docs() -> list[str]:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from engine.expr import CLOCK_FUNCTIONS, FUNCTIONS, _Helpers
+    from engine.functions import CLOCK_FUNCTIONS, FUNCTIONS, _Helpers
 
     out = []
     table = {**FUNCTIONS, **{name: getattr(_Helpers, name) for name in CLOCK_FUNCTIONS}}

@@ -21,7 +21,7 @@ import httpx
 
 from .context import RunContext
 from .errors import EngineError
-from .expr import iso
+from .functions import iso
 from .load import display_path, parse_yaml
 from .request import mask_url
 

@@ -17,7 +17,7 @@ import jmespath
 from jmespath.parser import ParsedResult
 
 from .errors import EngineError
-from .expr import _num
+from .functions import _num
 
 MISSING = object()
 
@@ -74,9 +74,13 @@ TYPES: dict[str, Callable[[Any], Any]] = {
 
 
 def extract_values(
-    extract: Mapping[str, Mapping[str, Any]], document: Mapping[str, Any], *, trace: list[Any] | None = None
+    extract: Mapping[str, Mapping[str, Any]], document: Mapping[str, Any], *, trace: list[Any] | None = None,
+    pending: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Evaluate each entry; a missing required value or a wrong type is a `parse_failure` naming the expression."""
+    """Evaluate each entry; a missing required value or a wrong type is a `parse_failure` naming the expression.
+
+    Entries that read a step in `pending` (not run yet) are none instead of failing.
+    """
     out: dict[str, Any] = {}
     for name, entry in extract.items():
         path = entry["path"]
@@ -85,7 +89,7 @@ def extract_values(
         if raw is None:
             if "default" in entry:
                 value = entry["default"]
-            elif entry.get("optional"):
+            elif entry.get("optional") or step in pending:
                 value = None
             else:
                 raise EngineError(

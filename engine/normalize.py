@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from .errors import EngineError
-from .expr import compile_expr, evaluate
+from .expr import compile_expr, compile_template, evaluate
 
 WINDOW_FIELDS = ("usedPercent", "windowMinutes", "resetsAt", "resetDescription", "nextRegenPercent")
 COST_FIELDS = ("used", "limit", "currencyCode", "period", "resetsAt", "nextRegenAmount", "personalUsed")
@@ -82,6 +82,11 @@ def _window(mapping: Mapping[str, Any] | None, ev: _Eval, field: str) -> dict[st
     return window
 
 
+def _label(source: str, variables: dict[str, Any], what: str) -> str:
+    """An extra window's id or title: a template when it holds `{`, else the literal text."""
+    return source if "{" not in source else str(evaluate(compile_template(source), variables, what=f"usage.{what}"))
+
+
 def build_usage(usage: Mapping[str, Any], variables: dict[str, Any], *, provider: str, now: datetime,
                 trace: list[Any] | None = None) -> dict[str, Any]:
     """The `usage` object of a provider payload (CONTRACT §1.3), JSON-ready."""
@@ -96,7 +101,10 @@ def build_usage(usage: Mapping[str, Any], variables: dict[str, Any], *, provider
         window = _window(named, ev, f"extra_windows[{i}]")
         if window is None:
             continue
-        item: dict[str, Any] = {"id": named["id"], "title": named["title"], "window": window}
+        # id and title are templates (plain text stays as is), e.g. "{{ top[0].name }}" for a dynamic list.
+        item: dict[str, Any] = {"id": _label(named["id"], variables, f"extra_windows[{i}].id"),
+                                "title": _label(named["title"], variables, f"extra_windows[{i}].title"),
+                                "window": window}
         if named.get("usageKnown") is False:
             item["usageKnown"] = False
         extras.append(item)
@@ -115,6 +123,11 @@ def build_usage(usage: Mapping[str, Any], variables: dict[str, Any], *, provider
         if key in usage:
             out[key] = ev(usage[key], key)
     out["updatedAt"] = now
+    if "updatedAt" in usage:  # the provider's own "as of" time; none -> the fetch time
+        stamp = ev(usage["updatedAt"], "updatedAt")
+        if stamp is not None and not isinstance(stamp, datetime):
+            raise EngineError("parse_failure", f"usage.updatedAt: expected a date, got {stamp!r}")
+        out["updatedAt"] = stamp or now
     identity: dict[str, Any] = {"providerID": provider}
     for key in IDENTITY_FIELDS:
         if key in usage.get("identity", {}):

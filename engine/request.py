@@ -295,11 +295,13 @@ def default_kind(status: int) -> str:
 
 
 def classify(
-    sent: Sent, body: Any, rules: list[Mapping[str, Any]], variables: dict[str, Any], secrets: list[str]
+    sent: Sent, body: Any, rules: list[Mapping[str, Any]], variables: dict[str, Any], secrets: list[str],
+    accept: Any = (),
 ) -> EngineError | None:
-    """Apply the spec's ordered `errors` rules (then the default table for non-2xx) to one response."""
+    """Apply the spec's ordered `errors` rules (then the default table for non-2xx) to one response.
+    Statuses in `accept` (a step's `accept_status`) count as 2xx answers."""
     rule_vars = {**variables, "status": sent.status, "headers": sent.response_headers, "body": body, "text": sent.text}
-    ok = sent.status is not None and 200 <= sent.status < 300
+    ok = sent.status is not None and (200 <= sent.status < 300 or sent.status in accept)
     for i, rule in enumerate(rules):
         if rule.get("step") not in (None, sent.step):
             continue

@@ -162,8 +162,8 @@ async def fetch(
         if own_client:
             await client.aclose()
     if last_error is None:
-        hints = [a.error for a in outcome.attempts if a.error]
-        detail = f" ({'; '.join(h.removeprefix('not available: ') for h in hints)})" if hints else ""
+        hints = list(dict.fromkeys(a.error.removeprefix("not available: ") for a in outcome.attempts if a.error))
+        detail = f" ({'; '.join(hints)})" if hints else ""
         last_error = EngineError("missing_credential", f"No available fetch strategy for {spec.id}.{detail}",
                                  provider=spec.id)
     outcome.error = last_error
@@ -209,9 +209,15 @@ async def _run_strategy(
     run = StepRun(ctx=ctx, client=client, resolved=resolved, rules=strategy.get("errors", []),
                   url_policy=lambda url: url_policy(spec, url, resolved),
                   trace=trace.requests if trace is not None else None)
+    value_names = set(strategy.get("extract", {})) | set(strategy.get("compute", {}))
     for s_index, step in enumerate(strategy.get("steps", [])):
         sid = step["id"]
-        step_vars = {**variables, "steps": results}
+        step_vars = {**variables, "steps": results, "meta": meta}  # meta: earlier steps' status and headers
+        if value_names & _control_names(step):
+            # The step's `when`/`for_each` reads extract/compute values: evaluate them over the steps so far
+            # (steps not run yet read as null).
+            pending = frozenset(s["id"] for s in strategy.get("steps", [])[s_index:])
+            step_vars.update(_strategy_values(spec, strategy, base, dict(variables), results, meta, None, pending))
         with _where(spec, strategy["id"], base + ("steps", s_index)):
             if "when" in step and not evaluate(compile_expr(step["when"]), step_vars, what=f"step {sid} when"):
                 results[sid] = None
@@ -224,18 +230,37 @@ async def _run_strategy(
                     results[sid] = None
                     continue
                 raise
+    variables = _strategy_values(spec, strategy, base, variables, results, meta,
+                                 trace.values if trace is not None else None)
+    with _where(spec, strategy["id"], base + ("usage",)):
+        return build_usage(strategy.get("usage", {}), variables, provider=spec.id, now=variables["now"],
+                           trace=trace.fields if trace is not None else None)
+
+
+def _control_names(step: Mapping[str, Any]) -> frozenset[str]:
+    """Names read by a step's `when` and `for_each` (the expressions that decide whether and how often it runs)."""
+    names: frozenset[str] = frozenset()
+    for key in ("when", "for_each"):
+        if key in step:
+            names |= compile_expr(step[key]).names
+    return names
+
+
+def _strategy_values(spec: Spec, strategy: Mapping[str, Any], base: tuple[Any, ...], variables: dict[str, Any],
+                     results: dict[str, Any], meta: dict[str, Any], values_trace: list[Any] | None,
+                     pending: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`variables` updated with the strategy's extract and compute values over the step results so far
+    (`pending`: steps not run yet, whose values read as none)."""
     document = {**results, "meta": meta}
-    values_trace = trace.values if trace is not None else None
     with _where(spec, strategy["id"], base + ("extract",)):
-        variables.update(extract_values(strategy.get("extract", {}), document, trace=values_trace))
+        variables.update(extract_values(strategy.get("extract", {}), document, trace=values_trace,
+                                        pending=pending))
     for name, source in strategy.get("compute", {}).items():
         with _where(spec, strategy["id"], base + ("compute", name)):
             variables[name] = _compute(name, source, variables)
             if values_trace is not None:
                 values_trace.append((name, source if isinstance(source, str) else source["value"], variables[name]))
-    with _where(spec, strategy["id"], base + ("usage",)):
-        return build_usage(strategy.get("usage", {}), variables, provider=spec.id, now=variables["now"],
-                           trace=trace.fields if trace is not None else None)
+    return variables
 
 
 def evaluate_vars(spec: Spec, ctx: RunContext, resolved: Resolved) -> dict[str, Any]:

@@ -45,14 +45,18 @@ async def run_step(step: Mapping[str, Any], variables: dict[str, Any], run: Step
     if not isinstance(items, (list, tuple)):
         raise EngineError("parse_failure", f"step {step['id']}: for_each gave {type(items).__name__}, not a list")
     limit = asyncio.Semaphore(int(step.get("concurrency", max(1, len(items)))))
+    failed: list[EngineError] = []  # once an item fails the step, items not started yet are not sent
 
     async def one(item: Any) -> tuple[Any, Any]:
         async with limit:
+            if failed:
+                return None, None
             try:
                 return await _paged(step, {**variables, step["as"]: item}, run)
             except EngineError as exc:
                 if step.get("item_optional") and exc.kind not in step.get("fatal", []) and exc.kind != "spec_invalid":
                     return None, None
+                failed.append(exc)
                 raise
 
     pairs = await asyncio.gather(*(one(item) for item in items))
@@ -92,7 +96,8 @@ async def _send_one(step: Mapping[str, Any], variables: dict[str, Any], run: Ste
     sent = await send(run.client, run.ctx, request, step=step, secrets=run.resolved.secrets, allow=allow)
     if run.trace is not None:
         run.trace.append(sent)
-    ok = sent.status is not None and 200 <= sent.status < 300
+    accept = step.get("accept_status", ())
+    ok = sent.status is not None and (200 <= sent.status < 300 or sent.status in accept)
     body, parse_error = None, None
     if ok:
         try:
@@ -101,7 +106,7 @@ async def _send_one(step: Mapping[str, Any], variables: dict[str, Any], run: Ste
             parse_error = exc
     else:
         body = try_json(sent.text)
-    error = classify(sent, body, run.rules, variables, run.resolved.secrets)
+    error = classify(sent, body, run.rules, variables, run.resolved.secrets, accept)
     if error is None and parse_error is not None:
         error = parse_error
     if error is not None:

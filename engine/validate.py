@@ -174,13 +174,16 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
         if "hook" in strategy and strategy["hook"] not in REGISTRY:
             problems.append((sp + ("hook",), f"unknown hook {strategy['hook']!r}; known: {', '.join(sorted(REGISTRY)) or 'none'}"))
         step_ids: list[str] = []
+        # A step's when/for_each may also read the strategy's extract/compute values (over the steps so far).
+        value_names = set(strategy.get("extract", {})) | set(strategy.get("compute", {}))
         for ti, step in enumerate(strategy.get("steps", [])):
             tp = sp + ("steps", ti)
             if step["id"] in step_ids:
                 problems.append((tp + ("id",), f"duplicate step id {step['id']!r}"))
-            tscope = base_scope | {"steps"}
+            tscope = base_scope | {"steps", "meta"}
             if "for_each" in step:
-                check(tp + ("for_each",), "expression", step["for_each"], tscope, f"step {step['id']} for_each")
+                check(tp + ("for_each",), "expression", step["for_each"], tscope | value_names,
+                      f"step {step['id']} for_each")
                 tscope = tscope | {step["as"]}
             if "paginate" in step:
                 check(tp + ("paginate", "next"), "expression", step["paginate"]["next"], tscope | {"body", "pages"},
@@ -197,7 +200,7 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
                 kind = "expression" if path[-1] == "$expr" else "template"  # {$expr: ...} is a typed value
                 check(path, kind, value, tscope, f"step {step['id']} json")
             if "when" in step:
-                check(tp + ("when",), "expression", step["when"], tscope, f"step {step['id']} when")
+                check(tp + ("when",), "expression", step["when"], tscope | value_names, f"step {step['id']} when")
             step_ids.append(step["id"])
         rule_scope = base_scope | {"status", "headers", "body", "text"}
         for ri, rule in enumerate(strategy.get("errors", [])):
@@ -234,6 +237,9 @@ def _semantic(spec: Spec) -> Iterator[tuple[tuple[Any, ...], str]]:
             sscope.add(name)
         for path, value in _usage_exprs(strategy.get("usage", {}), sp + ("usage",)):
             check(path, "expression", value, sscope, "usage")
+        for wi, named in enumerate(strategy.get("usage", {}).get("extra_windows", [])):
+            for key in ("id", "title"):
+                check(sp + ("usage", "extra_windows", wi, key), "template", named.get(key), sscope, f"extra window {key}")
     return iter(problems)
 
 

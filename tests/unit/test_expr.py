@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import pytest
 
 from engine.errors import EngineError
-from engine.expr import (_Helpers, compile_expr, evaluate, fixed, grouped, iso, percent, plain_number,
-                         round_half_up, sort_by, url_path_or, usd, used_from_remaining, window_text)
+from engine.expr import compile_expr, evaluate
+from engine.functions import _Helpers, fixed, grouped, iso, percent, plain_number, round_half_up, sort_by, url_path_or, usd, used_from_remaining, window_text
 
 
 def test_percent_family() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.expr import date_chunks, days, epoch, strftime, utc_midnight
+from engine.functions import date_chunks, days, epoch, strftime, utc_midnight
 from engine.run import fetch
 
 from ..helpers import Recorder, context, run, simple_spec, write_spec

@@ -7,18 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from engine.errors import EngineError
-from engine.expr import (
-    FUNCTIONS,
-    compile_expr,
-    duration_minutes,
-    evaluate,
-    find_objects,
-    first_key,
-    fraction_percent,
-    parse_date,
-    parse_number,
-    require,
-)
+from engine.expr import compile_expr, evaluate
+from engine.functions import FUNCTIONS, duration_minutes, find_objects, first_key, fraction_percent, parse_date, parse_number, require
 
 
 def test_parse_number_is_lenient_and_never_raises() -> None:

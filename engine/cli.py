@@ -380,15 +380,15 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             state = ("invalid" if name in resolved.policy_errors else
                      "default" if origin == "default" else origin or "missing")
             inputs[name] = {"sources": sources, "present": state, "secret": bool(decl.get("secret"))}
-        strategies = [{"id": s["id"], "kind": s["kind"], "source": s["source"],
-                       "implementation": f"hook:{s['hook']}" if "hook" in s else "declarative"}
+        strategies = [{"id": s["id"], "kind": s["kind"], "source": s["source"], "implementation": _implementation(s)}
                       for s in spec.data["strategies"]]
         rows.append({"id": spec.id, "name": spec.name, "cliName": spec.cli_name, "aliases": spec.aliases,
                      "strategies": strategies, "inputs": inputs})
     if _want_json(args):
         print(dumps(rows, pretty=args.pretty), file=out)
         return 0
-    declarative = sum(all(s["implementation"] == "declarative" for s in r["strategies"]) for r in rows)
+    declarative = sum(all(not s["implementation"].startswith("hook:") for s in r["strategies"]) for r in rows)
+    auth_hooked = sum(any("+auth:" in s["implementation"] for s in r["strategies"]) for r in rows)
     for r in rows:
         strat = " -> ".join(f"{s['id']}({s['kind']}, source {s['source']}, {s['implementation']})"
                             for s in r["strategies"])
@@ -396,8 +396,18 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for name, info in r["inputs"].items():
             print(f"{'':<14}{name:<14} {'[' + info['present'] + ']':<26} "
                   f"{' | '.join(info['sources']) or '(default only)'}", file=out)
-    print(f"\n{len(rows)} providers; {declarative} with no provider-specific Python", file=out)
+    print(f"\n{len(rows)} providers; {declarative} with no provider-specific Python "
+          f"({auth_hooked} signing requests with a generic auth hook)", file=out)
     return 0
+
+
+def _implementation(strategy: dict[str, Any]) -> str:
+    """`declarative`, `hook:<name>` (a strategy hook), or `declarative+auth:<kind>` (an auth hook such as SigV4)."""
+    if "hook" in strategy:
+        return f"hook:{strategy['hook']}"
+    auth_hooks = sorted({step["auth"]["type"] for step in strategy.get("steps", [])
+                         if step.get("auth", {}).get("type") in ("aws_sigv4",)})
+    return "declarative" + "".join(f"+auth:{kind}" for kind in auth_hooks)
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

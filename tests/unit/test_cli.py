@@ -178,3 +178,13 @@ def test_text_output_of_detail_descriptions_and_resets() -> None:
         "Credits: 100% left [============]", "$12.34", "Plan: API key"]
     code, out, _ = cli("run", "venice", "--cassette", str(ROOT / "fixtures" / "venice" / "normal.yaml"))
     assert "Resets DIEM 62.50 / 100.00 epoch allocation" in out.splitlines()
+
+
+def test_list_marks_auth_hooks_and_counts_declarative_providers() -> None:
+    code, out, _ = cli("list", "--format", "json")
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert rows["bedrock"]["strategies"][0]["implementation"] == "declarative+auth:aws_sigv4"
+    assert all(s["implementation"].startswith("declarative") for r in rows.values() for s in r["strategies"])
+    code, text, _ = cli("list")
+    assert text.rstrip().endswith(f"{len(rows)} providers; {len(rows)} with no provider-specific Python "
+                                  "(1 signing requests with a generic auth hook)")

@@ -92,6 +92,31 @@ def _tree_mem_kb(pid: int) -> tuple[int, int]:
     return pss, rss
 
 
+def _cpu_busy(interval: float) -> float:
+    """Share of all CPUs busy over ``interval`` seconds (from /proc/stat; 0.0 if unavailable)."""
+    def snap() -> list[int]:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    try:
+        a = snap()
+        time.sleep(interval)
+        b = snap()
+    except (OSError, ValueError):
+        return 0.0
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d)
+    return (total - d[3] - d[4]) / total if total else 0.0
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.08) -> float:
+    """Wait (up to ``max_wait`` s) until other load leaves the CPUs idle; returns the last busy share."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = _cpu_busy(1.0)
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+
+
 def measure(cmd: list[str], env: dict[str, str]) -> dict:
     peak = [0, 0]
     t0 = time.perf_counter()
@@ -189,6 +214,8 @@ def main() -> None:
     ap.add_argument("--bench-dir", type=Path, default=Path("/tmp/engine-cost-bench"))
     ap.add_argument("--ccusage-version", default="20.0.24")
     ap.add_argument("--skip-ccusage", action="store_true")
+    ap.add_argument("--quiet-wait", type=float, default=0.0, metavar="S",
+                    help="before each run, wait up to S seconds for other CPU load to stop (shared machines)")
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -206,7 +233,9 @@ def main() -> None:
           f"appended session(s): {add_bytes / 1024:.0f} KiB; runs={args.runs}", file=sys.stderr)
 
     res: dict[str, list[dict]] = {"cold": [], "warm": [], "append": [], "ccusage": []}
+    background: list[float] = []
     for i in range(args.runs):
+        background.append(wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else _cpu_busy(0.5))
         shutil.rmtree(cache, ignore_errors=True)
         res["cold"].append(ours(home, cache, args.days))
         res["warm"].append(ours(home, cache, args.days))
@@ -229,6 +258,8 @@ def main() -> None:
                 med([r["peak_pss_mb"] for r in runs]), med([r["peak_rss_mb"] for r in runs]))
 
     print(f"\n## engine cost vs ccusage {args.ccusage_version} — {args.size} corpus, median of {args.runs}\n")
+    print("CPU busy with other work just before each run: "
+          + ", ".join(f"{b:.0%}" for b in background) + " (timings are only comparable on an idle machine)\n")
     print("| run | scan work (s) | wall incl. startup (s) | peak PSS, process tree (MiB) | peak RSS sum (MiB) |")
     print("|---|---:|---:|---:|---:|")
     rows = [row("engine cold (empty cache)", res["cold"], "scan_s"), row("engine warm (nothing changed)", res["warm"], "scan_s"),

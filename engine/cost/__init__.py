@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .report import build_payload, error_payload
-from .scanner import scan_kind
+from .scanner import scan_kinds
 
 __all__ = ["scan_cost", "SUPPORTED", "window"]
 
@@ -31,8 +31,8 @@ def scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str, 
               progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """One CodexBar-compatible cost payload (CONTRACT §3) per provider in `providers` (codex|claude|vertexai).
 
-    ``progress(done_bytes, total_bytes)`` is called while log files are parsed (once per kind
-    of log that needs parsing).  ``cache_dir`` holds the incremental scan cache (``None`` = no
+    ``progress(done_bytes, total_bytes)`` is called while log files are parsed (one sequence
+    for all kinds of log together: they are parsed by one process pool).  ``cache_dir`` holds the incremental scan cache (``None`` = no
     cache); ``refresh`` ignores and rewrites it.  A provider whose scan fails gets a payload with
     ``error`` instead of data.
     """
@@ -40,19 +40,23 @@ def scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str, 
     scan_since = (datetime.fromisoformat(since) - timedelta(days=1)).date().isoformat()
     scan_until = (datetime.fromisoformat(until) + timedelta(days=1)).date().isoformat()
     cdir = cache_dir / CACHE_SUBDIR if cache_dir is not None else None
-    ledgers: dict[str, object] = {}
+    kinds: list[str] = []
+    for provider in providers:
+        kind = "codex" if provider == "codex" else "claude"
+        if provider in SUPPORTED and kind not in kinds:
+            kinds.append(kind)
+    # all kinds in one go: one process pool parses the Codex and Claude logs together
+    ledgers = scan_kinds(kinds, home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
+                         cache_dir=cdir, refresh=refresh, progress=progress) if kinds else {}
     out: list[dict] = []
     for provider in providers:
         if provider not in SUPPORTED:
             out.append(error_payload(provider, now, f"Cost summary is not supported for {provider}.", code=3))
             continue
-        kind = "codex" if provider == "codex" else "claude"
+        led = ledgers["codex" if provider == "codex" else "claude"]
         try:
-            led = ledgers.get(kind)
-            if led is None:
-                led = ledgers[kind] = scan_kind(kind, home=home, env=env, tz=tz, scan_since=scan_since,
-                                                scan_until=scan_until, cache_dir=cdir, refresh=refresh,
-                                                progress=progress)
+            if isinstance(led, Exception):
+                raise led
             out.append(build_payload(provider, led.totals(), since=since, until=until, today=until, days=days,
                                      now=now, skipped_lines=led.skipped_lines()))
         except Exception as exc:  # noqa: BLE001 - one provider's failure must not sink the others

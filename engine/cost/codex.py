@@ -140,10 +140,15 @@ def new_state() -> dict[str, Any]:
 def _totals(d: Any) -> tuple[int, int, int] | None:
     if type(d) is not dict:
         return None
-    cached = d.get("cached_input_tokens")
+    g = d.get
+    cached = g("cached_input_tokens")
     if cached is None:
-        cached = d.get("cache_read_input_tokens")
-    return (as_int(d.get("input_tokens")), as_int(cached), as_int(d.get("output_tokens")))
+        cached = g("cache_read_input_tokens")
+    i = g("input_tokens")
+    o = g("output_tokens")
+    return (i if type(i) is int and i > 0 else as_int(i),
+            cached if type(cached) is int and cached > 0 else as_int(cached),
+            o if type(o) is int and o > 0 else as_int(o))
 
 
 def _sub(a, b):
@@ -182,6 +187,7 @@ class NeedsFork(Exception):
 class _CodexParse:
     def __init__(self, tz: tzinfo, state: dict[str, Any], forks_resolved: bool):
         self.keyer = DayKeyer.for_tz(tz)
+        self.models: dict[str, str] = {}
         self.s = state
         self.rows: list[list] = []
         self.skipped = 0
@@ -199,8 +205,15 @@ class _CodexParse:
             e = find(b"\n", pos, end)
             if e - pos > 2:
                 head_end = pos + _HEAD if e > pos + _HEAD else e
-                if (find(_M_ITEM, pos, head_end) >= 0 and find(_M_EVENT, pos, head_end) < 0
-                        and find(_M_TURN, pos, head_end) < 0 and find(_M_META, pos, head_end) < 0):
+                if find(_M_EVENT, pos, head_end) >= 0:
+                    # the common event_msg head (checked first: it also rules out the skip below)
+                    if e - pos > MAX_LINE:
+                        if find(_M_TURN, pos, pos + MAX_LINE) >= 0:
+                            self.long(bytes(buf[pos:pos + MAX_LINE]))
+                    elif find(b'"token_count"', pos, e) >= 0 or find(b'"task_started"', pos, e) >= 0:
+                        line(buf[pos:e])
+                elif (find(_M_ITEM, pos, head_end) >= 0 and find(_M_TURN, pos, head_end) < 0
+                        and find(_M_META, pos, head_end) < 0):
                     pass  # response_item: the bulk of the bytes (tool output), never parsed
                 elif e - pos > MAX_LINE:
                     if find(_M_TURN, pos, pos + MAX_LINE) >= 0:
@@ -348,10 +361,14 @@ class _CodexParse:
             return
         idx = s["idx"]
         s["idx"] = idx + 1
-        norm = pricing.normalize_codex_model(model)
-        turn = _str(payload.get("turn_id"), payload.get("turnId"), payload.get("id"),
-                    info.get("turn_id"), info.get("turnId"), info.get("id")) or s["turn"]
-        self.rows.append([turn, idx, day, norm, delta[0], delta[1], delta[2],
+        norm = self.models.get(model)
+        if norm is None:
+            norm = self.models[model] = pricing.normalize_codex_model(model)
+        turn = payload.get("turn_id")
+        if type(turn) is not str:
+            turn = _str(payload.get("turnId"), payload.get("id"), info.get("turn_id"), info.get("turnId"),
+                        info.get("id"))
+        self.rows.append([turn or s["turn"], idx, day, norm, delta[0], delta[1], delta[2],
                           pricing.codex_cost(norm, delta[0], delta[1], delta[2])])
 
 

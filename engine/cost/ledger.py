@@ -97,6 +97,25 @@ class CacheInvalid(Exception):
     pass
 
 
+class RawRows:
+    """A file's rows as the JSON bytes a pool worker produced (cheap to send back and to write
+    into the cache); decoded only when the rows themselves are needed."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def decode(self) -> Any:
+        return orjson.loads(self.raw)
+
+
+def _raw_fragment(obj: Any) -> Any:
+    if type(obj) is RawRows:
+        return orjson.Fragment(obj.raw)
+    raise TypeError
+
+
 class Ledger:
     def __init__(self, kind: str, cache_dir: Path | None, tz_key: str):
         self.kind = kind
@@ -216,7 +235,11 @@ class Ledger:
         return sh
 
     def claude_rows(self, path: str) -> dict[str, Any]:
-        return self._shard(shard_of(path)).get(path) or {"rows": {}, "unkeyed": []}
+        sh = self._shard(shard_of(path))
+        rows = sh.get(path)
+        if type(rows) is RawRows:
+            rows = sh[path] = rows.decode()
+        return rows or {"rows": {}, "unkeyed": []}
 
     def save(self) -> None:
         if self.cache_dir is None or not self.changed:
@@ -226,7 +249,7 @@ class Ledger:
         for b in sorted(self._dirty_shards):
             self.shard_gen[b] = gen
             atomic_write(self._p(f"cost-claude-rows-{b:02d}.json"),
-                         orjson.dumps({"gen": gen, "files": self._shards[b]}))
+                         orjson.dumps({"gen": gen, "files": self._shards[b]}, default=_raw_fragment))
         if self._keys is not None:
             data = array("q")
             for path in self.files:
@@ -288,23 +311,36 @@ class Ledger:
 
     def put(self, path: str, meta: dict[str, Any], rows: Any, key_list: list[int]) -> None:
         """Record (or replace) ``path``: ``meta`` = entry fields incl. ``agg``; ``rows`` = Claude
-        ``{"rows", "unkeyed"}`` or Codex row list (to seed dups); ``key_list`` aligned with rows."""
+        ``{"rows", "unkeyed"}`` or Codex row list (to seed dups), either may come as
+        :class:`RawRows` (decoded only if a key turns out to be a dup); ``key_list`` aligned
+        with the (keyed) rows."""
         self.remove(path)
         self._load_keys()
         assert self._keys is not None and self._keymap is not None
         self.files[path] = meta
         self._set_stat(path, meta)
         self._keys[path] = array("q", key_list)
-        if self.kind == "claude":
+        claude = self.kind == "claude"
+        if claude:
             b = shard_of(path)
             self._shard(b)[path] = rows
             self._dirty_shards.add(b)
-            keyed = rows["rows"]
-            for (k, row), h in zip(keyed.items(), key_list):
-                self._link_claude(h, path, row)
-        else:
-            for row, h in zip(rows, key_list):
-                self._link_codex(h, path, row)
+        keymap = self._keymap
+        dups = self.dups
+        link = self._link_claude if claude else self._link_codex
+        row_list: list | None = None
+        if type(rows) is not RawRows:
+            row_list = list(rows["rows"].values()) if claude else rows
+        for i, h in enumerate(key_list):
+            if h not in dups:
+                other = keymap.get(h)
+                if other is None or other == path:
+                    keymap[h] = path
+                    continue
+            if row_list is None:
+                dec = rows.decode()
+                row_list = list(dec["rows"].values()) if claude else dec
+            link(h, path, row_list[i])
         self.total = None
         self.changed = True
 

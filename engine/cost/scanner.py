@@ -3,23 +3,28 @@ process pool on a cold scan), fold the results in, save the cache.
 """
 from __future__ import annotations
 
+import fcntl
 import itertools
-import multiprocessing
 import os
+import pickle
+import signal
 from datetime import datetime, time as dtime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import orjson
+
 from . import claude as claude_mod
 from . import codex as codex_mod
 from .jsonl import file_signature, key_hash
-from .ledger import CacheInvalid, Ledger, aggregate_claude, aggregate_codex, codex_row_key, _vec_add
+from .ledger import CacheInvalid, Ledger, RawRows, aggregate_claude, aggregate_codex, codex_row_key, _vec_add
 
 Progress = Callable[[int, int], None]
 
 POOL_MIN_BYTES = 8 << 20      # below this a pool costs more than it saves
-BATCH_BYTES = 4 << 20
-BATCH_FILES = 48
+BATCH_BYTES = 2 << 20         # work unit of the forked parse (see _run_forked)
+BATCH_FILES = 32
+MAX_BATCHES = 8192           # (and at most a pipe's capacity / 8)
 
 
 def tz_key(tz: tzinfo) -> str:
@@ -41,10 +46,14 @@ def _finish_full(kind: str, path: str, res: dict) -> dict:
         rows = res["rows"]
         res["agg"], res["days"] = aggregate_claude(itertools.chain(rows.values(), res["unkeyed"]))
         res["keys"] = [key_hash(k) for k in rows]
+        # rows travel (and land in the cache) as JSON bytes: far cheaper than pickled lists
+        res["rows"] = RawRows(orjson.dumps({"rows": rows, "unkeyed": res.pop("unkeyed")}))
     else:
         st = os.stat(path)
-        res["agg"], res["days"] = aggregate_codex(res["rows"])
-        res["keys"] = _codex_keys(res["state"], st, res["rows"])
+        rows = res["rows"]
+        res["agg"], res["days"] = aggregate_codex(rows)
+        res["keys"] = _codex_keys(res["state"], st, rows)
+        res["rows"] = RawRows(orjson.dumps(rows))
     if not res.get("sig"):
         res["sig"] = file_signature(path, res["offset"])
     return res
@@ -57,50 +66,132 @@ def _parse_one(task: tuple) -> tuple:
             res = claude_mod.parse_claude_file(path, offset, tz)
         else:
             res = codex_mod.parse_codex_file(path, offset, tz, state, forks_resolved)
-        return path, (_finish_full(kind, path, res) if offset == 0 else res), None
+        return kind, path, (_finish_full(kind, path, res) if offset == 0 else res), None
     except codex_mod.NeedsFork as fork:
-        return path, None, ("fork", fork.parent, fork.fork_ts, fork.sid)
+        return kind, path, None, ("fork", fork.parent, fork.fork_ts, fork.sid)
     except OSError as exc:
-        return path, None, ("oserror", str(exc))
-
-
-def _parse_batch(batch: list[tuple]) -> list[tuple]:
-    return [_parse_one(t) for t in batch]
+        return kind, path, None, ("oserror", str(exc))
 
 
 def _run_tasks(tasks: list[tuple], sizes: dict[str, int], progress: Progress | None,
                workers: int) -> list[tuple]:
     total = sum(sizes[t[1]] - t[2] for t in tasks)
-    done = 0
     if progress:
         progress(0, total)
+    if workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and hasattr(os, "fork"):
+        return _run_forked(tasks, sizes, progress, workers, total)
     results: list[tuple] = []
-    if workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
-        tasks = sorted(tasks, key=lambda t: sizes[t[1]] - t[2], reverse=True)
-        batches: list[list[tuple]] = []
-        cur: list[tuple] = []
-        cur_bytes = 0
-        for t in tasks:
-            cur.append(t)
-            cur_bytes += sizes[t[1]] - t[2]
-            if cur_bytes >= BATCH_BYTES or len(cur) >= BATCH_FILES:
-                batches.append(cur)
-                cur, cur_bytes = [], 0
-        if cur:
-            batches.append(cur)
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(batches))) as pool:
-            for batch_result in pool.imap_unordered(_parse_batch, batches):
-                results.extend(batch_result)
-                if progress:
-                    done += sum(sizes[p] for p, _, _ in batch_result)
-                    progress(min(done, total), total)
-        return results
+    done = 0
     for t in tasks:
         results.append(_parse_one(t))
         if progress:
             done += sizes[t[1]] - t[2]
             progress(done, total)
+    return results
+
+
+def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | None, workers: int,
+                total: int) -> list[tuple]:
+    """Parse ``tasks`` in this process and ``workers - 1`` forked children.
+
+    Tasks are grouped into batches of about ``BATCH_BYTES``, largest files first; every process
+    claims the next batch from a shared pipe of batch numbers until none are left, so all
+    cores stay busy to the end whatever the per-byte cost of each file.  The children inherit
+    the task list through ``fork`` and send their results back once, pickled, when done; the
+    parent's own results are never pickled.  (Cheaper than a ``multiprocessing.Pool``: no
+    handler threads and one message per child instead of two per batch.)
+    """
+    # the work queue: one 4-byte batch number per batch (a pipe read of 4 bytes is atomic, so
+    # each number is taken by exactly one process), all written up front, then closed for
+    # writing so that it ends in EOF; so there are never more batches than the pipe can hold
+    q_r, q_w = os.pipe()
+    try:
+        pipe_size = fcntl.fcntl(q_w, fcntl.F_GETPIPE_SZ)
+    except (AttributeError, OSError):
+        pipe_size = 4096
+    max_batches = max(1, min(MAX_BATCHES, pipe_size // 4) // 2)
+    tasks = sorted(tasks, key=lambda t: sizes[t[1]] - t[2], reverse=True)
+    batch_bytes = max(BATCH_BYTES, total // max_batches + 1)
+    batch_files = max(BATCH_FILES, len(tasks) // max_batches + 1)
+    batches: list[tuple[list[tuple], int]] = []
+    cur: list[tuple] = []
+    cur_bytes = 0
+    for t in tasks:
+        cur.append(t)
+        cur_bytes += sizes[t[1]] - t[2]
+        if cur_bytes >= batch_bytes or len(cur) >= batch_files:
+            batches.append((cur, cur_bytes))
+            cur, cur_bytes = [], 0
+    if cur:
+        batches.append((cur, cur_bytes))
+    nproc = min(workers, len(batches))
+    queue = memoryview(b"".join(i.to_bytes(4, "little") for i in range(len(batches))))
+    while queue:
+        queue = queue[os.write(q_w, queue):]
+    os.close(q_w)
+    children: list[tuple[int, int]] = []
+    results: list[tuple] = []
+    try:
+        for _ in range(nproc - 1):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: parse claimed batches, send everything back, exit
+                code = 0
+                try:
+                    os.close(r)
+                    out: list[tuple] = []
+                    while True:
+                        tok = os.read(q_r, 4)
+                        if len(tok) < 4:
+                            break
+                        out.extend(_parse_one(t) for t in batches[int.from_bytes(tok, "little")][0])
+                    data = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+                except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                    code = 1
+                    data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+                try:
+                    with os.fdopen(w, "wb") as f:
+                        f.write(data)
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children.append((pid, r))
+        mine = 0
+        while True:
+            tok = os.read(q_r, 4)
+            if len(tok) < 4:
+                break
+            batch, nbytes = batches[int.from_bytes(tok, "little")]
+            results.extend(_parse_one(t) for t in batch)
+            if progress:  # an estimate: the other processes are assumed to keep pace
+                mine += nbytes
+                progress(min(mine * nproc, total), total)
+    except BaseException:
+        for pid, _ in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        raise
+    finally:
+        os.close(q_r)
+        failures = []
+        for pid, r in children:
+            with os.fdopen(r, "rb") as f:
+                data = f.read()
+            os.waitpid(pid, 0)
+            try:
+                status, payload = pickle.loads(data)
+            except Exception:  # noqa: BLE001 - child died before sending its results
+                status, payload = "error", "worker process died"
+            if status == "ok":
+                results.extend(payload)
+            else:
+                failures.append(payload)
+    if failures:
+        raise RuntimeError(f"parse worker failed: {failures[0]}")
+    if progress:
+        progress(total, total)
     return results
 
 
@@ -174,7 +265,7 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
         led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
     else:
         meta = _meta(st, path, res, res["agg"], res["days"])
-        led.put(path, meta, {"rows": res["rows"], "unkeyed": res["unkeyed"]}, res["keys"])
+        led.put(path, meta, res["rows"], res["keys"])
 
 
 def _codex_keys(meta_state: dict, st: os.stat_result, rows: list) -> list[int]:
@@ -227,6 +318,17 @@ def _resolve_forks(pending: list[tuple], led: Ledger, roots: list[Path], tz: tzi
     return out
 
 
+class _Plan:
+    """One kind's scan before parsing: its ledger, listing and parse tasks."""
+
+    __slots__ = ("kind", "led", "listing", "roots", "tasks", "incremental")
+
+    def __init__(self, kind: str, led: Ledger, listing: dict[str, os.stat_result], roots: list[Path],
+                 tasks: list[tuple], incremental: set[str]):
+        self.kind, self.led, self.listing, self.roots = kind, led, listing, roots
+        self.tasks, self.incremental = tasks, incremental
+
+
 def scan_kind(kind: str, *, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str, scan_until: str,
               cache_dir: Path | None, refresh: bool, progress: Progress | None = None,
               workers: int | None = None) -> Ledger:
@@ -237,7 +339,54 @@ def scan_kind(kind: str, *, home: Path, env: Mapping[str, str], tz: tzinfo, scan
         return _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, True, progress, workers)
 
 
-def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progress, workers) -> Ledger:
+def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str,
+               scan_until: str, cache_dir: Path | None, refresh: bool, progress: Progress | None = None,
+               workers: int | None = None) -> dict[str, Ledger | Exception]:
+    """:func:`scan_kind` for several kinds at once: the files of all kinds are parsed by one
+    process pool (so both cores stay busy to the end and the pool starts once).  A kind whose
+    scan fails maps to its exception; the other kinds are unaffected."""
+    args = (home, env, tz, scan_since, scan_until, cache_dir)
+    out: dict[str, Ledger | Exception] = {}
+    plans: dict[str, _Plan] = {}
+    for kind in kinds:
+        try:
+            try:
+                plans[kind] = _plan(kind, *args, refresh)
+            except CacheInvalid:
+                plans[kind] = _plan(kind, *args, True)
+        except Exception as exc:  # noqa: BLE001 - reported per provider
+            out[kind] = exc
+    tasks = [t for p in plans.values() for t in p.tasks]
+    by_kind: dict[str, list[tuple]] = {k: [] for k in plans}
+    if tasks:
+        sizes: dict[str, int] = {}
+        for p in plans.values():
+            sizes.update((path, st.st_size) for path, st in p.listing.items())
+        try:
+            results = _run_tasks(tasks, sizes, progress, workers or cpu_count())
+        except Exception:  # noqa: BLE001 - isolate the failing kind by scanning each on its own
+            for kind in plans:
+                try:
+                    out[kind] = scan_kind(kind, home=home, env=env, tz=tz, scan_since=scan_since,
+                                          scan_until=scan_until, cache_dir=cache_dir, refresh=refresh,
+                                          workers=workers)
+                except Exception as exc:  # noqa: BLE001
+                    out[kind] = exc
+            return out
+        for r in results:
+            by_kind[r[0]].append(r)
+    for kind, plan in plans.items():
+        try:
+            try:
+                out[kind] = _fold(plan, by_kind[kind], tz)
+            except CacheInvalid:
+                out[kind] = _scan(kind, *args, True, None, workers)
+        except Exception as exc:  # noqa: BLE001
+            out[kind] = exc
+    return out
+
+
+def _plan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh) -> _Plan:
     led = Ledger(kind, cache_dir, tz_key(tz)) if refresh else Ledger.load(kind, cache_dir, tz_key(tz))
     listing, roots = _listing(kind, led, home, env, tz, scan_since, scan_until, refresh)
     tasks: list[tuple] = []
@@ -255,12 +404,17 @@ def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progr
             tasks.append((kind, path, 0, None, tz, False))
     for path in [p for p in led.stat if p not in listing]:
         led.remove(path)
-    if tasks:
+    return _Plan(kind, led, listing, roots, tasks, incremental)
+
+
+def _fold(plan: _Plan, results: list[tuple], tz: tzinfo) -> Ledger:
+    """Fold parse results (``_parse_one`` tuples) into the plan's ledger, resolve forks, save."""
+    led, listing, incremental = plan.led, plan.listing, plan.incremental
+    if plan.tasks:
         sizes = {p: st.st_size for p, st in listing.items()}
-        results = _run_tasks(tasks, sizes, progress, workers or cpu_count())
         forks = []
-        apply = _apply_claude if kind == "claude" else _apply_codex
-        for path, res, special in sorted(results, key=lambda r: r[0]):
+        apply = _apply_claude if plan.kind == "claude" else _apply_codex
+        for _, path, res, special in sorted(results, key=lambda r: r[1]):
             if special is not None:
                 if special[0] == "fork":
                     forks.append((path, special[1], special[2], special[3]))
@@ -269,7 +423,8 @@ def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progr
                 continue
             apply(led, path, listing[path], res, path in incremental)
         if forks:
-            for path, res, special in _run_tasks(_resolve_forks(forks, led, roots, tz, listing), sizes, None, 1):
+            for _, path, res, special in _run_tasks(_resolve_forks(forks, led, plan.roots, tz, listing),
+                                                    sizes, None, 1):
                 if special is None:
                     apply(led, path, listing[path], res, False)
                 else:
@@ -280,3 +435,10 @@ def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progr
     except OSError:
         pass
     return led
+
+
+def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progress, workers) -> Ledger:
+    plan = _plan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh)
+    results = (_run_tasks(plan.tasks, {p: st.st_size for p, st in plan.listing.items()}, progress,
+                          workers or cpu_count()) if plan.tasks else [])
+    return _fold(plan, results, tz)

@@ -7,7 +7,7 @@ Canonical split: JMESPath (extract.py) *selects* values from responses; a Jinja2
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -85,7 +85,7 @@ class Compiled:
                 raise TemplateSyntaxError("an expression cannot contain template tags", 1)
             self._fn = TemplateExpression(env.get_template("{% set result = (" + source + ") %}"), False)
 
-    @property
+    @cached_property
     def names(self) -> frozenset[str]:
         ast = environment().parse(self.source if self.is_template else "{{ (" + self.source + ") }}")
         return frozenset(meta.find_undeclared_variables(ast))

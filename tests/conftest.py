@@ -10,8 +10,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One engine cache (validated specs, compiled expressions) for the session, never the user's."""
+    return tmp_path_factory.mktemp("engine-cache")
+
+
 @pytest.fixture(autouse=True)
-def empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory,
+                      engine_cache: Path) -> None:
     """No test sees the real environment, home folder or caches."""
     keep = {k: os.environ[k] for k in ("PATH", "SYSTEMROOT", "LANG") if k in os.environ}
     for key in list(os.environ):
@@ -20,7 +27,7 @@ def empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         monkeypatch.setenv(key, value)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("ENGINE_CACHE_DIR", "off")
+    monkeypatch.setenv("ENGINE_CACHE_DIR", str(engine_cache))
 
 
 def snapshot_schema_validator():  # noqa: ANN201 - jsonschema's type

@@ -34,7 +34,14 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser; `cost`'s own options are only loaded when that command runs (keeps `run` fast)."""
     parser = _Parser(prog="engine", description="Declarative-spec provider engine for AI usage quotas: one YAML "
-                     "spec per provider, run by one engine, JSON compatible with `codexbar usage --format json`.")
+                     "spec per provider, run by one engine, JSON compatible with `codexbar usage --format json`.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="start here:\n"
+                            "  engine demo                      every provider, replayed from bundled cassettes\n"
+                            "  engine list                      what is configured on this machine\n"
+                            "  engine usage --format json       the providers enabled in your CodexBar config\n"
+                            "  engine run zai --trace           one provider, showing each request and field\n"
+                            "  engine <command> --help          options and examples of a command")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def fmt(p: argparse.ArgumentParser) -> None:

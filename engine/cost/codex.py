@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,11 +48,12 @@ def codex_roots(home: Path, env: Mapping[str, str]) -> list[Path]:
 
 
 def _day_range(since: str, until: str) -> list[str]:
-    d = datetime.strptime(since, "%Y-%m-%d")
-    end = datetime.strptime(until, "%Y-%m-%d")
+    # (date.fromisoformat, not strptime: the first strptime call costs ~5 ms of imports)
+    d = date.fromisoformat(since)
+    end = date.fromisoformat(until)
     out = []
     while d <= end:
-        out.append(d.strftime("%Y-%m-%d"))
+        out.append(d.isoformat())
         d += timedelta(days=1)
     return out
 
@@ -120,7 +121,7 @@ def list_codex_files(roots: list[Path], scan_since: str, scan_until: str, *, loo
             if m is None or scan_since <= m.group(1) <= scan_until:
                 found.setdefault(p, st)
         if lookback_since is not None:
-            look_from = (datetime.strptime(scan_since, "%Y-%m-%d") - timedelta(days=LOOKBACK_DAYS)).strftime("%Y-%m-%d")
+            look_from = (date.fromisoformat(scan_since) - timedelta(days=LOOKBACK_DAYS)).isoformat()
             for day in _day_range(look_from, scan_until):
                 _jsonl_in(os.path.join(r, day[:4], day[5:7], day[8:]), found, lookback_since)
             _walk(r, found, lookback_since, skip_years=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Callable
 
 CHUNK = 8 << 20          # read buffer (reused per process); files up to this size are read in one go
@@ -225,4 +225,4 @@ class DayKeyer:
 
 
 def shift_day(day: str, days: int) -> str:
-    return (datetime.strptime(day, "%Y-%m-%d") + timedelta(days=days)).strftime("%Y-%m-%d")
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()

@@ -8,20 +8,32 @@ more than one file is a *dup*; its surplus copies are subtracted from the total:
   non-sidechain row, then a path without ``/subagents/``, then the smallest path;
 * Codex: rows are identical by construction (the key holds the values); one copy counts.
 
-Only changed files are re-parsed, so a rescan costs ``O(changed bytes + changed keys)``.
+Only changed files are re-parsed, so a rescan costs ``O(changed bytes + changed keys)``
+plus a little fixed bookkeeping: only the shards of changed files are read and rewritten,
+the totals are re-summed only for the ``day|model|vertex`` keys a change touched (in the
+same order as a full pass, so bit-identical), and when files are only added the stored key
+hashes are searched (a byte map, then ``rfind``) instead of being loaded into a dict.
 
-Cache files in ``cache_dir`` (all written atomically, tmp + ``os.replace``)::
+Cache files in ``cache_dir`` (all written atomically, tmp + ``os.replace``; only changed ones)::
 
-    cost-<kind>-index.json      files' stat + the total: all a scan with nothing changed reads
-    cost-<kind>-files.json      files' offset/signature/parser state/agg, the dups
-    cost-<kind>-keys.bin        every file's key hashes (read only when something changed)
-    cost-claude-rows-<nn>.json  Claude rows, 64 shards by path (read for changed files only)
+    cost-<kind>-index.json        files' stat (their order is the file order), the total, the
+                                  per-key sums before dups/rounding, skipped lines, generations:
+                                  all a scan with nothing changed reads
+    cost-<kind>-files-<nn>.json   files' offset/signature/parser state/agg, 8 shards by path
+    cost-<kind>-dups.json         keys held by more than one file
+    cost-<kind>-keys.bin          a byte map of all key hashes, then every file's key hashes in
+                                  file order (read only when something changed)
+    cost-claude-rows-<nn>.json    Claude rows, 64 shards by path (read for changed files only)
 
-Every file carries the index's generation ids; a corrupt, foreign-version, other-pricing or
-other-timezone cache is discarded as a whole, never trusted.
+The index (written last) names the generation of every other file, and each file carries
+its own; a corrupt, mismatched, foreign-version, other-pricing or other-timezone cache is
+discarded as a whole, never trusted.
 """
 from __future__ import annotations
 
+import bisect
+import collections
+import itertools
 import os
 import tempfile
 import zlib
@@ -34,8 +46,16 @@ import orjson
 from . import pricing
 from .jsonl import key_hash
 
-FORMAT = "engine-cost/1"
-SHARDS = 64
+FORMAT = "engine-cost/2"
+SHARDS = 64   # Claude rows shards
+FSHARDS = 8   # file metadata shards (few: a cold scan writes them all, ~0.5 ms a file here)
+KEYSLOTS = 1 << 19  # byte map of the stored key hashes (non-zero: "maybe stored"; never cleared)
+KEYMASK = KEYSLOTS - 1
+
+
+def _mark(slots: bytearray, values: Iterable[int]) -> None:
+    """``slots[v & KEYMASK] = 1`` for every value, iterated in C."""
+    collections.deque(map(slots.__setitem__, map(KEYMASK.__and__, values), itertools.repeat(1)), maxlen=0)
 VEC = 6  # input, cache_read, cache_create, output, cost, unpriced_rows
 
 
@@ -73,6 +93,10 @@ def codex_row_key(ident: str, row: list) -> int:
 
 def shard_of(path: str) -> int:
     return zlib.crc32(path.encode()) % SHARDS
+
+
+def fshard_of(path: str) -> int:
+    return shard_of(path) % FSHARDS
 
 
 def _claude_rank(path: str, row: list) -> tuple:
@@ -121,19 +145,40 @@ class Ledger:
         self.kind = kind
         self.cache_dir = cache_dir
         self.tz_key = tz_key
-        self._files: dict[str, dict[str, Any]] | None = {}
-        self._dups: dict[int, Any] = {}
-        self.stat: dict[str, list] = {}       # path -> [size, mtime_ns, ino, first_day, last_day]
-        self.total: dict[str, list] | None = None
-        self.skipped = 0
+        self.stat: dict[str, list] = {}       # path -> [size, mtime_ns, ino, first_day, last_day]; file order
         self.gen = 0
-        self.files_gen = 0
-        self.shard_gen: list[int] = [0] * SHARDS
         self.keys_gen = 0
+        self.dups_gen = 0
+        self.fshard_gen: list[int] = [0] * FSHARDS  # per-file metadata shards
+        self.shard_gen: list[int] = [0] * SHARDS    # Claude rows shards
+        # per-file metadata (offset/signature/parser state/agg), by shard, loaded on demand
+        self._fsh: dict[int, dict[str, dict[str, Any]]] = {}
+        self._dirty_fsh: set[int] = set()
+        self.fshard_n: list[int] = [0] * FSHARDS    # entries per metadata shard
+        self._dups: dict[int, Any] | None = {}
+        self._dups_dirty = False
+        # key hashes: either all of them as dicts (``_keys``/``_keymap``, built when a file is
+        # removed, replaced or extended), or -- when files are only added -- the stored blob
+        # plus a byte map of the stored hashes (``_kdata``/``_kbits``), searched per new key
         self._keys: dict[str, array] | None = None      # path -> key hashes
         self._keymap: dict[int, str] | None = None      # hash -> a path holding it
+        self._kdata: bytes | None = None                # stored [n, hashes...] per path of _kpaths
+        self._kpaths: list[str] = []
+        self._kstarts: list[int] | None = None
+        self._kbits: bytearray | None = None
+        self._kover: dict[int, str] = {}                # keymap assignments made on top of _kdata
+        self._knew: dict[str, array] = {}               # keys of the paths added on top of _kdata
+        self._kadded: list = []                         # key lists added this run (for _kbits)
         self._shards: dict[int, dict[str, Any]] = {}
         self._dirty_shards: set[int] = set()
+        # totals: ``raw`` = per-key sums over the files (stat order), before dups and rounding;
+        # ``total`` = the result.  Kept incrementally: keys in ``_stale`` are re-summed from the
+        # files holding them, keys in ``_dirty`` are re-finished (dups, rounding).
+        self.raw: dict[str, list] | None = {}
+        self.total: dict[str, list] | None = {}
+        self._stale: set[str] = set()
+        self._dirty: set[str] = set()
+        self.skipped = 0
         self.changed = False
 
     # ------------------------------------------------------------------ io
@@ -159,65 +204,159 @@ class Ledger:
                 raise CacheInvalid
             led.stat = doc["stat"]
             led.total = doc["total"]
+            led.raw = doc["raw"]
             led.skipped = int(doc["skipped"])
             led.gen = int(doc["gen"])
-            led.files_gen = int(doc["files_gen"])
-            led.shard_gen = list(doc["shard_gen"])
             led.keys_gen = int(doc["keys_gen"])
-            if type(led.stat) is not dict or type(led.total) is not dict or len(led.shard_gen) != SHARDS:
+            led.dups_gen = int(doc["dups_gen"])
+            led.fshard_gen = list(doc["fshard_gen"])
+            led.fshard_n = list(doc["fshard_n"])
+            led.shard_gen = list(doc["shard_gen"])
+            if (type(led.stat) is not dict or type(led.total) is not dict or type(led.raw) is not dict
+                    or len(led.shard_gen) != SHARDS or len(led.fshard_gen) != FSHARDS
+                    or len(led.fshard_n) != FSHARDS or sum(led.fshard_n) != len(led.stat)):
                 raise CacheInvalid
         except (CacheInvalid, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return cls(kind, cache_dir, tz_key)
-        led._files = None  # loaded on first use
+        led._dups = None  # loaded on first use
         return led
+
+    def _fshard(self, b: int) -> dict[str, dict[str, Any]]:
+        sh = self._fsh.get(b)
+        if sh is None:
+            sh = {}
+            if self.fshard_gen[b]:
+                try:
+                    doc = orjson.loads(self._p(f"cost-{self.kind}-files-{b:02d}.json").read_bytes())
+                    if doc.get("gen") != self.fshard_gen[b]:
+                        raise CacheInvalid
+                    sh = doc["files"]
+                except (OSError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
+                    raise CacheInvalid from exc
+            # (the counts add up to the number of files, and every entry is a listed file)
+            stat = self.stat
+            if (type(sh) is not dict or len(sh) != self.fshard_n[b]
+                    or not all(p in stat and fshard_of(p) == b for p in sh)):
+                raise CacheInvalid
+            self._fsh[b] = sh
+        return sh
+
+    def meta(self, path: str) -> dict[str, Any] | None:
+        """The entry of ``path`` (``None`` if not in the ledger); loads only its shard."""
+        if path not in self.stat:
+            return None
+        try:
+            return self._fshard(fshard_of(path))[path]
+        except KeyError as exc:
+            raise CacheInvalid from exc
 
     @property
     def files(self) -> dict[str, dict[str, Any]]:
-        if self._files is None:
-            try:
-                doc = orjson.loads(self._p(f"cost-{self.kind}-files.json").read_bytes())
-                if doc.get("gen") != self.files_gen or set(doc["files"]) != set(self.stat):
-                    raise CacheInvalid
-                self._files = doc["files"]
-                self._dups = {int(k): v for k, v in doc["dups"].items()}
-            except (OSError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
-                raise CacheInvalid from exc
-        return self._files
+        """Every entry, in file order (loads all metadata shards)."""
+        return {p: self.meta(p) for p in self.stat}
 
     @property
     def dups(self) -> dict[int, Any]:
-        self.files  # noqa: B018 - dups live in the same file
+        if self._dups is None:
+            dups: dict[int, Any] = {}
+            if self.dups_gen:
+                try:
+                    doc = orjson.loads(self._p(f"cost-{self.kind}-dups.json").read_bytes())
+                    if doc.get("gen") != self.dups_gen:
+                        raise CacheInvalid
+                    dups = {int(k): v for k, v in doc["dups"].items()}
+                except (OSError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
+                    raise CacheInvalid from exc
+            self._dups = dups
         return self._dups
 
+    def _read_keys(self) -> None:
+        """Read the stored key hashes into ``_kdata``/``_kbits`` (no per-key work)."""
+        if self._keys is not None or self._kdata is not None:
+            return
+        self._kpaths = list(self.stat)
+        if not self.stat:
+            self._kdata = b""
+            return
+        try:
+            blob = self._p(f"cost-{self.kind}-keys.bin").read_bytes()
+            head = array("q")
+            head.frombytes(blob[:24])
+            if head[0] != self.keys_gen or head[1] != len(self.stat) or head[2] != KEYSLOTS:
+                raise CacheInvalid
+            self._kbits = bytearray(blob[24:24 + KEYSLOTS])
+            self._kdata = blob[24 + KEYSLOTS:]
+            if len(self._kdata) % 8:
+                raise CacheInvalid
+        except (OSError, CacheInvalid, IndexError, ValueError) as exc:
+            raise CacheInvalid from exc
+
     def _load_keys(self) -> None:
+        """All key hashes as ``_keys`` (path -> hashes) and ``_keymap`` (hash -> a path)."""
         if self._keys is not None:
             return
+        self._read_keys()
+        assert self._kdata is not None
         keys: dict[str, array] = {}
-        if self.files:
-            try:
-                blob = self._p(f"cost-{self.kind}-keys.bin").read_bytes()
-                head = array("q")
-                head.frombytes(blob[:16])
-                if head[0] != self.keys_gen:
-                    raise CacheInvalid
-                data = array("q")
-                data.frombytes(blob[16:])
-                order = list(self.files)
-                pos = 0
-                for i, path in enumerate(order):
-                    n = data[pos]
-                    keys[path] = data[pos + 1:pos + 1 + n]
-                    pos += 1 + n
-                if pos != len(data) or head[1] != len(order):
-                    raise CacheInvalid
-            except (OSError, CacheInvalid, IndexError, ValueError) as exc:
-                raise CacheInvalid from exc
-        self._keys = keys
         keymap: dict[int, str] = {}
-        for path, hs in keys.items():
-            for h in hs:
-                keymap[h] = path
-        self._keymap = keymap
+        try:
+            data = array("q")
+            data.frombytes(self._kdata)
+            pos = 0
+            update = keymap.update
+            for path in self._kpaths:
+                n = data[pos]
+                hs = keys[path] = data[pos + 1:pos + 1 + n]
+                update(zip(hs, itertools.repeat(path)))
+                pos += 1 + n
+            if pos != len(data):
+                raise CacheInvalid
+        except (CacheInvalid, IndexError, ValueError) as exc:
+            raise CacheInvalid from exc
+        keys.update(self._knew)
+        keymap.update(self._kover)
+        self._keys, self._keymap = keys, keymap
+        self._kdata, self._kstarts, self._kover, self._knew = None, None, {}, {}
+
+    def _owner(self, h: int) -> str | None:
+        """A path holding key hash ``h`` (as ``_keymap.get(h)``; the last one in file order)."""
+        if self._keymap is not None:
+            return self._keymap.get(h)
+        p = self._kover.get(h)
+        if p is not None:
+            return p
+        bits = self._kbits
+        if bits is None or not bits[h & KEYMASK]:
+            return None
+        data = self._kdata
+        assert data is not None
+        if self._kstarts is None:
+            counts = array("q")
+            counts.frombytes(data)
+            starts, pos = [], 0
+            for _ in self._kpaths:
+                starts.append(pos)
+                pos += 1 + counts[pos]
+            self._kstarts = starts
+        pat = array("q", [h]).tobytes()
+        end = len(data)
+        while True:
+            at = data.rfind(pat, 0, end)
+            if at < 0:
+                return None
+            end = at + 7
+            if at % 8:
+                continue
+            slot = at // 8
+            j = bisect.bisect_right(self._kstarts, slot) - 1
+            if self._kstarts[j] != slot:  # a hash, not a count
+                return self._kpaths[j]
+
+    def _set_owner(self, h: int, path: str) -> None:
+        if self._keymap is not None:
+            self._keymap[h] = path
+        else:
+            self._kover[h] = path
 
     def _shard(self, b: int) -> dict[str, Any]:
         sh = self._shards.get(b)
@@ -242,50 +381,113 @@ class Ledger:
         return rows or {"rows": {}, "unkeyed": []}
 
     def save(self) -> None:
+        """Write what changed (each file atomically; the index last, naming the generation of
+        every other file, so a crash in between leaves a cache that is discarded, not trusted)."""
         if self.cache_dir is None or not self.changed:
             return
+        self.totals()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         gen = (self.gen + 1) or 1
         for b in sorted(self._dirty_shards):
             self.shard_gen[b] = gen
             atomic_write(self._p(f"cost-claude-rows-{b:02d}.json"),
                          orjson.dumps({"gen": gen, "files": self._shards[b]}, default=_raw_fragment))
-        if self._keys is not None:
-            data = array("q")
-            for path in self.files:
-                hs = self._keys.get(path, array("q"))
-                data.append(len(hs))
-                data.extend(hs)
-            head = array("q", [gen, len(self.files)])
-            atomic_write(self._p(f"cost-{self.kind}-keys.bin"), head.tobytes() + data.tobytes())
+        for b in sorted(self._dirty_fsh):
+            sh = self._fsh[b]
+            self.fshard_gen[b] = gen if sh else 0
+            path = self._p(f"cost-{self.kind}-files-{b:02d}.json")
+            if sh:
+                atomic_write(path, orjson.dumps({"gen": gen, "files": sh}))
+        if self._keys is None and self._kdata is not None and \
+                list(self.stat)[len(self._kpaths):] != list(self._knew):
+            self._load_keys()  # (not reached: files are only added at the end while keys are light)
+        if self._keys is not None or self._kdata is not None:
+            bits = self._kbits
+            fresh = bits is None
+            if fresh:
+                bits = bytearray(KEYSLOTS)
+            else:
+                for hs in self._kadded:
+                    _mark(bits, hs)
+            if self._keys is not None:
+                data = array("q")
+                empty = array("q")
+                for path in self.stat:
+                    hs = self._keys.get(path, empty)
+                    data.append(len(hs))
+                    data.extend(hs)
+                body = data.tobytes()
+                if fresh:
+                    _mark(bits, data)  # (the counts too: a few harmless extra marks)
+            else:  # only added files: they follow the stored ones in file order
+                data = array("q")
+                for hs in self._knew.values():
+                    data.append(len(hs))
+                    data.extend(hs)
+                if fresh:
+                    _mark(bits, data)
+                body = self._kdata + data.tobytes()
+                self._kdata, self._kstarts = body, None
+                self._kpaths.extend(self._knew)
+                self._knew = {}
+            self._kbits, self._kadded = bits, []
+            head = array("q", [gen, len(self.stat), KEYSLOTS])
+            atomic_write(self._p(f"cost-{self.kind}-keys.bin"), head.tobytes() + bytes(bits) + body)
             self.keys_gen = gen
-        if self._files is not None:
-            atomic_write(self._p(f"cost-{self.kind}-files.json"),
-                         orjson.dumps({"gen": gen, "files": self._files,
-                                       "dups": {str(k): v for k, v in self._dups.items()}}))
-            self.files_gen = gen
+        if self._dups is not None and self._dups_dirty:
+            atomic_write(self._p(f"cost-{self.kind}-dups.json"),
+                         orjson.dumps({"gen": gen, "dups": {str(k): v for k, v in self._dups.items()}}))
+            self.dups_gen = gen
+            self._dups_dirty = False
         self.gen = gen
-        doc = {"header": self._header(), "gen": gen, "keys_gen": self.keys_gen, "files_gen": self.files_gen,
-               "shard_gen": self.shard_gen, "stat": self.stat, "total": self.totals(),
-               "skipped": self.skipped_lines()}
+        doc = {"header": self._header(), "gen": gen, "keys_gen": self.keys_gen, "dups_gen": self.dups_gen,
+               "fshard_gen": self.fshard_gen, "fshard_n": self.fshard_n, "shard_gen": self.shard_gen, "stat": self.stat,
+               "total": self.totals(), "raw": self.raw, "skipped": self.skipped_lines()}
         atomic_write(self._p(f"cost-{self.kind}-index.json"), orjson.dumps(doc))
         self._dirty_shards.clear()
+        self._dirty_fsh.clear()
         self.changed = False
 
     # ------------------------------------------------------------------ mutation
+    def _agg_changed(self, keys: Iterable[str], stale: bool) -> None:
+        if stale:
+            self._stale.update(keys)
+        self._dirty.update(keys)
+
+    def _dup_changed(self, dup: Any) -> None:
+        self._dups_dirty = True
+        if self.kind == "claude":
+            self._dirty.update(claude_aggkey(row) for row in dup.values())
+        else:
+            self._dirty.add(codex_aggkey(dup["row"]))
+
+    def _set_meta(self, path: str, meta: dict[str, Any]) -> None:
+        b = fshard_of(path)
+        sh = self._fshard(b)
+        new = path not in self.stat
+        sh[path] = meta
+        self._dirty_fsh.add(b)
+        days = meta.get("days") or [None, None]
+        self.stat[path] = [meta["size"], meta["mtime"], meta["ino"], days[0], days[1]]
+        if new:
+            self.fshard_n[b] += 1
+        self.skipped += meta.get("skipped", 0) + meta.get("tail_bad", 0)
+
     def remove(self, path: str) -> None:
         """Forget ``path`` (deleted, rewritten or out of scope) and its keys."""
-        if path not in self.files:
+        if path not in self.stat:
             return
         self._load_keys()
         assert self._keys is not None and self._keymap is not None
         hs = self._keys.pop(path, array("q"))
+        dups = self.dups
         for h in hs:
-            dup = self.dups.get(h)
+            dup = dups.get(h)
             if dup is None:
                 if self._keymap.get(h) == path:
                     del self._keymap[h]
                 continue
+            self._dup_changed(dup)
             if self.kind == "claude":
                 dup.pop(path, None)
                 left = list(dup)
@@ -294,19 +496,23 @@ class Ledger:
                     dup["files"].remove(path)
                 left = dup["files"]
             if len(left) <= 1:
-                del self.dups[h]
+                del dups[h]
             if left:
                 self._keymap[h] = left[0]
             else:
                 self._keymap.pop(h, None)
-        del self.files[path]
-        self.stat.pop(path, None)
+        fb = fshard_of(path)
+        old = self.meta(path)
+        del self._fsh[fb][path]
+        self._dirty_fsh.add(fb)
+        self.fshard_n[fb] -= 1
+        self._agg_changed(old["agg"], True)
+        self.skipped -= old.get("skipped", 0) + old.get("tail_bad", 0)
+        del self.stat[path]
         if self.kind == "claude":
             b = shard_of(path)
             if self._shard(b).pop(path, None) is not None:
                 self._dirty_shards.add(b)
-        self.total = None
-        self.skipped = -1
         self.changed = True
 
     def put(self, path: str, meta: dict[str, Any], rows: Any, key_list: list[int]) -> None:
@@ -315,17 +521,36 @@ class Ledger:
         :class:`RawRows` (decoded only if a key turns out to be a dup); ``key_list`` aligned
         with the (keyed) rows."""
         self.remove(path)
-        self._load_keys()
-        assert self._keys is not None and self._keymap is not None
-        self.files[path] = meta
-        self._set_stat(path, meta)
-        self._keys[path] = array("q", key_list)
+        self._read_keys()
+        self._set_meta(path, meta)
+        # the file is now the last one, so its sums come last, as in a full re-sum
+        raw, stale = self.raw, self._stale
+        if raw is not None:
+            for k, v in meta["agg"].items():
+                if k in stale:
+                    continue
+                a = raw.get(k)
+                if a is None:
+                    raw[k] = a = _zero()
+                _vec_add(a, v)
+        self._agg_changed(meta["agg"], False)
+        hs = array("q", key_list)
+        if self._keys is not None:
+            self._keys[path] = hs
+        else:
+            self._knew[path] = hs
+        self._kadded.append(hs)
         claude = self.kind == "claude"
         if claude:
             b = shard_of(path)
             self._shard(b)[path] = rows
             self._dirty_shards.add(b)
-        keymap = self._keymap
+        if self._keymap is not None or not self._kdata:
+            # a dict holds every key (all loaded, or none stored): plain dict operations
+            km = self._keymap if self._keymap is not None else self._kover
+            owner, set_owner = km.get, km.__setitem__
+        else:
+            owner, set_owner = self._owner, self._set_owner
         dups = self.dups
         link = self._link_claude if claude else self._link_codex
         row_list: list | None = None
@@ -333,48 +558,47 @@ class Ledger:
             row_list = list(rows["rows"].values()) if claude else rows
         for i, h in enumerate(key_list):
             if h not in dups:
-                other = keymap.get(h)
+                other = owner(h)
                 if other is None or other == path:
-                    keymap[h] = path
+                    set_owner(h, path)
                     continue
             if row_list is None:
                 dec = rows.decode()
                 row_list = list(dec["rows"].values()) if claude else dec
             link(h, path, row_list[i])
-        self.total = None
         self.changed = True
 
     def extend_codex(self, path: str, meta: dict[str, Any], new_rows: list, new_keys: list[int]) -> None:
         """Appended Codex bytes: ``meta`` already holds the merged ``agg``; link the new keys."""
         self._load_keys()
         assert self._keys is not None
-        self.files[path] = meta
-        self._set_stat(path, meta)
+        old = self.meta(path)
+        if old is not None:
+            self.skipped -= old.get("skipped", 0) + old.get("tail_bad", 0)
+            self._agg_changed(old["agg"], True)
+        self._set_meta(path, meta)
+        self._agg_changed(meta["agg"], True)
         self._keys.setdefault(path, array("q")).extend(new_keys)
+        self._kadded.append(new_keys)
         for row, h in zip(new_rows, new_keys):
             self._link_codex(h, path, row)
-        self.total = None
         self.changed = True
 
-    def _set_stat(self, path: str, meta: dict[str, Any]) -> None:
-        days = meta.get("days") or [None, None]
-        self.stat[path] = [meta["size"], meta["mtime"], meta["ino"], days[0], days[1]]
-        self.skipped = -1
-
     def _link_claude(self, h: int, path: str, row: list) -> None:
-        assert self._keymap is not None
         dup = self.dups.get(h)
         if dup is not None:
             dup[path] = row
+            self._dup_changed(dup)
             return
-        other = self._keymap.get(h)
+        other = self._owner(h)
         if other is None or other == path:
-            self._keymap[h] = path
+            self._set_owner(h, path)
             return
         other_row = self._claude_row_by_hash(other, h)
         if other_row is None:  # hash collision between different keys: treat as distinct
             return
-        self.dups[h] = {other: other_row, path: row}
+        dup = self.dups[h] = {other: other_row, path: row}
+        self._dup_changed(dup)
 
     def _claude_row_by_hash(self, path: str, h: int) -> list | None:
         for k, row in self.claude_rows(path)["rows"].items():
@@ -383,47 +607,89 @@ class Ledger:
         return None
 
     def _link_codex(self, h: int, path: str, row: list) -> None:
-        assert self._keymap is not None
         dup = self.dups.get(h)
         if dup is not None:
             dup["files"].append(path)
+            self._dup_changed(dup)
             return
-        other = self._keymap.get(h)
+        other = self._owner(h)
         if other is None or other == path:
-            self._keymap[h] = path
+            self._set_owner(h, path)
             return
-        self.dups[h] = {"row": row, "files": [other, path]}
+        dup = self.dups[h] = {"row": row, "files": [other, path]}
+        self._dup_changed(dup)
 
     # ------------------------------------------------------------------ totals
     def totals(self) -> dict[str, list]:
-        """``"day|model|vertex"`` -> [input, cache_read, cache_create, output, cost, unpriced_rows]."""
-        if self.total is not None:
+        """``"day|model|vertex"`` -> [input, cache_read, cache_create, output, cost, unpriced_rows].
+
+        Every key's sums are computed as by a full pass -- the files' ``agg`` in file order,
+        then the dups' surplus copies in dup order, then rounding -- but only for the keys that
+        a change touched (bit-identical to re-summing everything)."""
+        if self.total is not None and self.raw is not None and not self._dirty:
             return self.total
-        tot: dict[str, list] = {}
-        for meta in self.files.values():
-            for k, v in meta["agg"].items():
-                a = tot.get(k)
-                if a is None:
-                    tot[k] = a = _zero()
-                _vec_add(a, v)
+        if self.total is None or self.raw is None:  # no usable sums: re-sum every key
+            self._stale = set()
+            only: set[str] | None = None
+            raw: dict[str, list] = {}
+            for meta in self.files.values():
+                for k, v in meta["agg"].items():
+                    a = raw.get(k)
+                    if a is None:
+                        raw[k] = a = _zero()
+                    _vec_add(a, v)
+            total: dict[str, list] = {}
+        else:
+            only = self._dirty
+            raw, total = self.raw, self.total
+            stale = self._stale
+            if stale:
+                days = {k.split("|", 1)[0] for k in stale}
+                lo, hi = min(days), max(days)
+                for k in stale:
+                    raw.pop(k, None)
+                for path, st in self.stat.items():
+                    first, last = st[3], st[4]
+                    if first is None or last < lo or first > hi:
+                        continue
+                    for k, v in self.meta(path)["agg"].items():
+                        if k in stale:
+                            a = raw.get(k)
+                            if a is None:
+                                raw[k] = a = _zero()
+                            _vec_add(a, v)
+                self._stale = set()
+        tot = {k: list(v) for k, v in raw.items()} if only is None else \
+            {k: list(raw[k]) for k in only if k in raw}
         for dup in self.dups.values():
             if self.kind == "claude":
+                if only is not None and not any(claude_aggkey(row) in only for row in dup.values()):
+                    continue
                 ranked = sorted(dup.items(), key=lambda pr: _claude_rank(pr[0], pr[1]))
                 for _, row in ranked[1:]:
-                    _vec_add(tot[claude_aggkey(row)], claude_vec(row), -1)
+                    k = claude_aggkey(row)
+                    if only is None or k in only:
+                        _vec_add(tot[k], claude_vec(row), -1)
             else:
                 n = len(dup["files"]) - 1
-                if n > 0:
-                    _vec_add(tot[codex_aggkey(dup["row"])], [n * x for x in codex_vec(dup["row"])], -1)
-        for v in tot.values():
+                k = codex_aggkey(dup["row"])
+                if n > 0 and (only is None or k in only):
+                    _vec_add(tot[k], [n * x for x in codex_vec(dup["row"])], -1)
+        if only is not None:
+            for k in only:
+                total.pop(k, None)
+        for k, v in tot.items():
             v[4] = round(v[4], 10)
-        self.total = {k: v for k, v in tot.items() if any(v[:4])}
+            if any(v[:4]):
+                total[k] = v
+        # a canonical key order, whichever way the sums were reached
+        self.total = dict(sorted(total.items()))
+        self.raw = raw
+        self._dirty = set()
         self.changed = True
         return self.total
 
     def skipped_lines(self) -> int:
-        if self.skipped < 0:
-            self.skipped = sum(m.get("skipped", 0) + m.get("tail_bad", 0) for m in self.files.values())
         return self.skipped
 
 

@@ -8,7 +8,7 @@ import itertools
 import os
 import pickle
 import signal
-from datetime import datetime, time as dtime, tzinfo
+from datetime import date, datetime, time as dtime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -198,7 +198,7 @@ def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | 
 # --------------------------------------------------------------------------- listing
 
 def _day_start_epoch(day: str, tz: tzinfo) -> float:
-    return datetime.combine(datetime.strptime(day, "%Y-%m-%d").date(), dtime(0), tzinfo=tz).timestamp()
+    return datetime.combine(date.fromisoformat(day), dtime(0), tzinfo=tz).timestamp()
 
 
 def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzinfo,
@@ -259,7 +259,7 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
             rows.pop(k, None)
             rows[k] = row
         unkeyed = list(old["unkeyed"]) + res["unkeyed"]
-        res = dict(res, skipped=res["skipped"] + led.files[path].get("skipped", 0))
+        res = dict(res, skipped=res["skipped"] + led.meta(path).get("skipped", 0))
         agg, days = aggregate_claude(itertools.chain(rows.values(), unkeyed))
         meta = _meta(st, path, res, agg, days)
         led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
@@ -277,7 +277,7 @@ def _codex_keys(meta_state: dict, st: os.stat_result, rows: list) -> list[int]:
 def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremental: bool) -> None:
     rows = res["rows"]
     if incremental:
-        old = led.files[path]
+        old = led.meta(path)
         agg = {k: list(v) for k, v in old["agg"].items()}
         for k, v in aggregate_codex(rows)[0].items():
             _vec_add(agg.setdefault(k, [0, 0, 0, 0, 0.0, 0]), v)
@@ -395,7 +395,7 @@ def _plan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh) -> _P
         s = led.stat.get(path)
         if s is not None and s[0] == st.st_size and s[1] == st.st_mtime_ns and s[2] == st.st_ino:
             continue
-        m = led.files.get(path) if s is not None else None
+        m = led.meta(path) if s is not None else None
         if (m is not None and m["ino"] == st.st_ino and st.st_size >= m["size"]
                 and file_signature(path, m["offset"]) == m["sig"]):
             incremental.add(path)

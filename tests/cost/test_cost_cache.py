@@ -132,9 +132,12 @@ def test_truncated_tail_is_completed_later(logs: LogHome) -> None:
     assert strip(second) == strip(scan(logs, None)[0])
 
 
-@pytest.mark.parametrize("damage", ["garbage", "foreign", "truncated-files", "missing-keys"])
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "truncated-files", "missing-keys", "truncated-dups",
+                                    "stale-files-gen"])
 def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
     base(logs)
+    if damage == "truncated-dups":  # a key in two files: the dups file exists
+        logs.write(".claude/projects/p/c.jsonl", [claude_line(mid="m2", rid="r2", inp=7, out=7)])
     expected = strip(scan(logs, None))
     scan(logs, logs.cache)
     d = logs.cache / "cost-usage"
@@ -147,8 +150,17 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
         doc["total"] = {"2026-06-15|claude-sonnet-4-5|0": [1, 1, 1, 1, 99.0, 0]}
         index.write_text(json.dumps(doc))
     elif damage == "truncated-files":
-        f = d / "cost-claude-files.json"
-        f.write_bytes(f.read_bytes()[:20])
+        shards = sorted(d.glob("cost-claude-files-*.json"))
+        assert shards
+        for f in shards:
+            f.write_bytes(f.read_bytes()[:20])
+    elif damage == "truncated-dups":
+        f = d / "cost-claude-dups.json"
+        f.write_bytes(f.read_bytes()[:5])
+    elif damage == "stale-files-gen":
+        doc = json.loads(index.read_text())
+        doc["fshard_gen"] = [g + 1 if g else 0 for g in doc["fshard_gen"]]
+        index.write_text(json.dumps(doc))
     else:
         (d / "cost-claude-keys.bin").unlink()
     # something changed, so the damaged part has to be read
@@ -180,3 +192,61 @@ def test_pool_path_matches_in_process(logs: LogHome, monkeypatch: pytest.MonkeyP
                     cache_dir=None, progress=lambda d, t: progress.append((d, t)))
     assert strip(got) == expected
     assert progress and progress[-1][0] == progress[-1][1] > 0
+
+
+def _cache_files(d: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(d.iterdir())}
+
+
+def test_new_file_rewrites_only_its_shards(logs: LogHome) -> None:
+    """Adding a file writes its own metadata/rows shards, the keys, the dups and the index --
+    no other shard -- and the incrementally kept totals equal a full scan's."""
+    from engine.cost.ledger import fshard_of, shard_of
+
+    base(logs)
+    for i in range(12):
+        logs.write(f".claude/projects/q/{i}.jsonl", [claude_line(mid=f"k{i}", rid="r", inp=i + 1, out=1)])
+    scan(logs, logs.cache)
+    d = logs.cache / "cost-usage"
+    before = _cache_files(d)
+    new = ".claude/projects/q/new.jsonl"
+    # shares a key with b.jsonl (a resumed session), so a dup appears too
+    logs.write(new, [claude_line(mid="m2", rid="r2", inp=7, out=7), claude_line(mid="n1", rid="n", inp=3, out=4)])
+    got = strip(scan(logs, logs.cache))
+    assert got == strip(scan(logs, None))
+    after = _cache_files(d)
+    path = str(logs.home / new)
+    allowed = {f"cost-claude-files-{fshard_of(path):02d}.json", f"cost-claude-rows-{shard_of(path):02d}.json", "cost-claude-keys.bin",
+               "cost-claude-dups.json", "cost-claude-index.json"}
+    changed = {n for n in after if before.get(n) != after[n]}
+    assert changed <= allowed and "cost-claude-index.json" in changed
+    assert not any(n.startswith("cost-codex-") for n in changed)
+
+
+@pytest.mark.parametrize("step", ["add", "remove", "rewrite", "append"])
+def test_incremental_totals_equal_a_full_resum(logs: LogHome, step: str) -> None:
+    """The per-key sums kept in the index (``raw``, ``total``) are exactly what re-summing every
+    file's ``agg`` and dup gives, whichever kind of change brought them there."""
+    from engine.cost.ledger import Ledger
+    from engine.cost.scanner import tz_key
+
+    base(logs)
+    for i in range(5):  # several files on one day, with cost floats that do not add associatively
+        logs.write(f".claude/projects/q/{i}.jsonl",
+                   [claude_line(mid="m1", rid="r1", inp=1, cr=10, cc=5, out=3),
+                    claude_line(mid=f"k{i}", rid="r", inp=3 * i + 1, cr=7 * i, out=i + 1)])
+    scan(logs, logs.cache)
+    q2 = logs.home / ".claude/projects/q/2.jsonl"
+    if step == "add":
+        logs.write(".claude/projects/q/z.jsonl", [claude_line(mid="k3", rid="r", inp=10, cr=21, out=4)])
+    elif step == "remove":
+        q2.unlink()
+    elif step == "rewrite":
+        logs.write(".claude/projects/q/2.jsonl", [claude_line(mid="w", rid="w", inp=5, out=5)])
+    else:
+        logs.append(".claude/projects/q/2.jsonl", [claude_line(mid="k9", rid="r", inp=9, cr=13, out=9)])
+    assert strip(scan(logs, logs.cache)) == strip(scan(logs, None))
+    led = Ledger.load("claude", logs.cache / "cost-usage", tz_key(timezone.utc))
+    kept_total, kept_raw = led.totals(), dict(led.raw)
+    led.total = led.raw = None
+    assert led.totals() == kept_total and led.raw == kept_raw

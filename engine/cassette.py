@@ -5,10 +5,7 @@ keyring, cookies and commands all come from the file. Nothing real is touched.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import marshal
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -19,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from .cache import entry_path, read_entry, write_entry
 from .context import RunContext
 from .errors import EngineError
 from .functions import iso
@@ -35,13 +33,10 @@ def load_cassette(path: Path, cache_dir: Path | None = None) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise EngineError("cassette_invalid", f"cannot read cassette {display_path(path)}: {exc.strerror}") from None
-    entry = None
-    if cache_dir is not None:
-        entry = cache_dir / "cassettes" / f"{hashlib.sha256(raw).hexdigest()[:32]}.marshal"
-        try:
-            return dict(marshal.loads(entry.read_bytes()))
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
+    entry = entry_path(cache_dir, "cassettes", raw) if cache_dir is not None else None
+    cached = read_entry(entry) if entry is not None else None
+    if isinstance(cached, dict):
+        return cached
     try:
         data = parse_yaml(raw.decode("utf-8"), path)
     except EngineError as exc:
@@ -51,13 +46,7 @@ def load_cassette(path: Path, cache_dir: Path | None = None) -> dict[str, Any]:
     if not isinstance(data, dict) or "provider" not in data or "now" not in data:
         raise EngineError("cassette_invalid", f"{display_path(path)}: a cassette needs `provider` and `now`")
     if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(marshal.dumps(data))
-            os.replace(tmp, entry)
-        except (OSError, ValueError):
-            pass  # unwritable cache, or values marshal cannot hold (unquoted YAML dates): parse next time
+        write_entry(entry, data)
     return data
 
 

@@ -5,15 +5,14 @@ referenced names, steps, inputs and hooks exist.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import marshal
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
+from .cache import entry_path, read_entry, write_entry
 from .errors import EngineError, SpecError
 from .load import SCHEMAS_DIR, Spec, json_path_str, load_spec
 
@@ -291,26 +290,16 @@ def load_valid(path: Path, cache_dir: Path | None) -> Spec:
     raw = path.read_bytes()
     entry = None
     if cache_dir is not None:
-        digest = hashlib.sha256(raw + _engine_fingerprint().encode()).hexdigest()[:32]
-        entry = cache_dir / "specs" / f"{path.stem}-{digest}.marshal"
-        try:
-            data = marshal.loads(entry.read_bytes())
-        except (OSError, EOFError, ValueError, TypeError):
-            pass  # not cached yet (or unreadable): validate below
-        else:
+        entry = entry_path(cache_dir, "specs", raw + _engine_fingerprint().encode(), prefix=f"{path.stem}-")
+        data = read_entry(entry)
+        if isinstance(data, dict):
             return Spec(id=str(data.get("id", path.stem)), data=data, path=path, text=raw.decode("utf-8"))
     spec = load_spec(path)
     problems = check_spec(spec)
     if problems:
         raise SpecError(problems, provider=spec.id)
     if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(marshal.dumps(spec.data))
-            os.replace(tmp, entry)
-        except (OSError, ValueError):
-            pass  # a read-only cache, or data marshal cannot hold (YAML dates), only costs time
+        write_entry(entry, spec.data)
     return spec
 
 

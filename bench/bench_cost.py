@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-GEN = Path("/work/shared/tools/gen_cost_logs.py")
+GEN = Path(__file__).resolve().parents[2] / "shared" / "tools" / "gen_cost_logs.py"  # shared/ beside the checkout
 NOW = "2026-07-01T12:00:00+00:00"
 END_DATE = "2026-06-30"
 

@@ -13,7 +13,8 @@ import pytest
 from engine.cost import scan_cost
 from engine.cost.pricing import normalize_claude_model, normalize_codex_model
 
-GEN = Path("/work/shared/tools/gen_cost_logs.py")
+# shared/ lies beside the checkout (the session's /work/main, CI's fresh clone alike)
+GEN = Path(__file__).resolve().parents[3] / "shared" / "tools" / "gen_cost_logs.py"
 
 
 @pytest.fixture(scope="module")

@@ -412,8 +412,10 @@ def _implementation(strategy: dict[str, Any]) -> str:
     """`declarative`, `hook:<name>` (a strategy hook), or `declarative+auth:<kind>` (an auth hook such as SigV4)."""
     if "hook" in strategy:
         return f"hook:{strategy['hook']}"
+    from .request import AUTH_HOOKS
+
     auth_hooks = sorted({step["auth"]["type"] for step in strategy.get("steps", [])
-                         if step.get("auth", {}).get("type") in ("aws_sigv4",)})
+                         if step.get("auth", {}).get("type") in AUTH_HOOKS})
     return "declarative" + "".join(f"+auth:{kind}" for kind in auth_hooks)
 
 

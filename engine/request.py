@@ -93,6 +93,8 @@ AUTH_KINDS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], str, httpx.Re
     "basic": _auth_basic,
     "aws_sigv4": _auth_aws_sigv4,
 }
+#: Auth kinds implemented by a named hook in engine/hooks/ (what `engine list` reports as `+auth:<kind>`).
+AUTH_HOOKS: frozenset[str] = frozenset({"aws_sigv4"})
 
 
 def render_step(step: Mapping[str, Any], variables: dict[str, Any], cursor: str | None = None) -> httpx.Request:

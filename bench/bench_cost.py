@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-GEN = Path(__file__).resolve().parents[2] / "shared" / "tools" / "gen_cost_logs.py"  # shared/ beside the checkout
+_GEN_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "tools" / "gen_cost_logs.py",  # beside the checkout
+                   Path("/work/shared/tools/gen_cost_logs.py"))
+GEN = next((p for p in _GEN_CANDIDATES if p.exists()), _GEN_CANDIDATES[0])
 NOW = "2026-07-01T12:00:00+00:00"
 END_DATE = "2026-06-30"
 

@@ -27,7 +27,7 @@ import yaml  # noqa: E402
 from engine.context import RunContext, _ProxyTransport  # noqa: E402
 from engine.functions import iso  # noqa: E402
 from engine.load import SPECS_DIR, load_spec  # noqa: E402
-from engine.run import fetch_many  # noqa: E402
+from engine.runner import fetch_many  # noqa: E402
 
 DELAY = 0.25
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -155,10 +154,12 @@ def _want_json(args: argparse.Namespace) -> bool:
 # --------------------------------------------------------------------------------------------- run
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import asyncio
+
     from .cassette import load_cassette, replay_context
     from .load import find_spec
     from .output import dumps, exit_code, payload, text_block
-    from .run import fetch
+    from .runner import fetch
     from .validate import load_valid
 
     cache_dir = _engine_cache_dir()
@@ -243,15 +244,10 @@ def _short(value: Any) -> str:
 def _engine_cache_dir() -> Path | None:
     """The engine's own cache (validated specs, compiled expressions): ENGINE_CACHE_DIR (`off` disables),
     else $XDG_CACHE_HOME/engine, else ~/.cache/engine. Also turns on the compiled-expression cache."""
-    import os
-
+    from . import host
     from .expr import use_code_cache
 
-    explicit = os.environ.get("ENGINE_CACHE_DIR")
-    if explicit:
-        directory = Path(explicit) if explicit != "off" else None
-    else:
-        directory = Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "engine"
+    directory = host.engine_cache_dir(host.environment())
     use_code_cache(directory / "code" if directory else None)
     return directory
 
@@ -270,12 +266,14 @@ def _live_context() -> Any:
 # ------------------------------------------------------------------------------------------- usage
 
 def cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import asyncio
+
     from .config import all_accounts, load_config, select_account
     from .context import RunContext
     from .load import SPECS_DIR, find_spec
     from .output import dumps, exit_code, payload, text_block
     from .registry import DEFAULT_ENABLED, PRIMARY, PROVIDER_IDS
-    from .run import Outcome, fetch_many
+    from .runner import Outcome, fetch_many
     from .validate import load_valid
 
     json_mode = _want_json(args)
@@ -435,6 +433,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import asyncio
+
     from .load import find_spec
     from .login import run_login
     from .validate import load_valid
@@ -457,12 +457,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_cost(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .context import RunContext
+    # not RunContext: the scanner needs no HTTP, so httpx/jinja2/asyncio stay unimported
+    from . import host
     from .cost import cli as cost_cli
 
-    ctx = RunContext.live()
-    return int(cost_cli.run(args, env=ctx.env, home=ctx.home, now=ctx.now(), tz=ctx.tz,
-                            cache_dir=_engine_cache_dir(), stdout=out, stderr=err))
+    env = host.environment()
+    return int(cost_cli.run(args, env=env, home=host.home(), now=host.now(), tz=host.local_tz(env),
+                            cache_dir=host.engine_cache_dir(env), stdout=out, stderr=err))
 
 
 COMMANDS = {"run": cmd_run, "usage": cmd_usage, "list": cmd_list, "validate": cmd_validate, "demo": cmd_demo,

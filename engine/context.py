@@ -15,6 +15,8 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import httpx
 
+from . import host
+
 KeyringGet = Callable[[str, str], "str | None"]
 KeyringSet = Callable[[str, str, str], None]
 CookieGet = Callable[[str], "list[dict[str, Any]]"]
@@ -57,7 +59,7 @@ class RunContext:
 
     @classmethod
     def live(cls, config: Mapping[str, Mapping[str, Any]] | None = None) -> "RunContext":
-        env = dict(os.environ)
+        env = host.environment()
         shared_ssl: list[Any] = []
 
         def make_transport() -> httpx.AsyncBaseTransport:
@@ -67,16 +69,16 @@ class RunContext:
 
         return cls(
             env=env,
-            home=Path.home(),
-            clock=lambda: datetime.now(timezone.utc).replace(microsecond=0),
-            tz=_local_tz(env),
+            home=host.home(),
+            clock=host.now,
+            tz=host.local_tz(env),
             transport=httpx.MockTransport(_no_transport),
             make_transport=make_transport,
             config=config or {},
             keyring_get=_keyring_get,
             keyring_set=_keyring_set,
             cookies_get=_browser_cookies,
-            cache_dir=_cache_dir(env),
+            cache_dir=host.user_cache_dir(env),
         )
 
 
@@ -87,24 +89,6 @@ def _no_transport(request: httpx.Request) -> httpx.Response:  # pragma: no cover
 def monotonic() -> float:
     """Durations for traces; never part of a snapshot."""
     return time.perf_counter()
-
-
-def _local_tz(env: Mapping[str, str]) -> tzinfo:
-    name = env.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            from zoneinfo import ZoneInfo
-
-            return ZoneInfo(name)
-        except Exception:  # unknown zone names fall back to the system's
-            pass
-    local = datetime.now().astimezone().tzinfo
-    return local or timezone.utc
-
-
-def _cache_dir(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "engine"
 
 
 def _keyring_get(service: str, account: str) -> str | None:

@@ -110,3 +110,22 @@ def test_progress_bar_only_for_text_on_a_tty(logs: LogHome, monkeypatch) -> None
                        cache_dir=None, stdout=out, stderr=err)
         assert code == 0
         assert ("Scanning session logs" in err.getvalue()) is expect_bar
+
+
+def test_engine_cost_never_imports_the_fetch_side(logs: LogHome, tmp_path) -> None:
+    """`engine cost` is run every minute by tray apps: it must not pay for httpx, jinja2 or asyncio."""
+    import os
+    import subprocess
+    import sys
+
+    corpus(logs)
+    probe = ("import sys\nfrom engine.cli import main\n"
+             "code = main(['cost', '--format', 'json', '--provider', 'codex'])\n"
+             "heavy = sorted(m for m in ('httpx', 'jinja2', 'asyncio', 'engine.context', 'engine.runner') "
+             "if m in sys.modules)\n"
+             "print('HEAVY', heavy, code, file=sys.stderr)\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(logs.home), "ENGINE_CACHE_DIR": str(tmp_path / "c"),
+           "TZ": "UTC"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert "HEAVY [] 0" in done.stderr, done.stderr
+    assert json.loads(done.stdout)[0]["provider"] == "codex"

@@ -156,7 +156,7 @@ def test_all_accounts_fans_out_one_row_per_account() -> None:
     import httpx
 
     from engine.load import find_spec
-    from engine.run import fetch_many
+    from engine.runner import fetch_many
 
     from ..helpers import context
 

@@ -13,7 +13,7 @@ import pytest
 
 from engine.errors import EngineError
 from engine.login import run_login
-from engine.run import fetch
+from engine.runner import fetch
 from engine.validate import check_spec
 from engine.load import load_spec
 

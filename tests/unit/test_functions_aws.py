@@ -14,7 +14,7 @@ from engine.expr import run_globals
 from engine.functions import url_host
 from engine.inputs import resolve_inputs
 from engine.request import render_step
-from engine.run import fetch
+from engine.runner import fetch
 from engine.validate import check_spec
 
 from ..helpers import NOW, Recorder, context, run, simple_spec, write_spec

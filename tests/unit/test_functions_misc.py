@@ -9,7 +9,7 @@ import httpx
 
 from engine.expr import compile_expr
 from engine.functions import FUNCTIONS, duration_seconds, parse_timestamp
-from engine.run import fetch
+from engine.runner import fetch
 
 from ..helpers import Recorder, context, run, simple_spec, write_spec
 

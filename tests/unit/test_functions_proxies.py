@@ -10,7 +10,7 @@ import httpx
 from engine.expr import compile_expr, evaluate
 from engine.functions import FUNCTIONS, all_objects, first_key, int_range, lookup, split_number
 from engine.normalize import build_usage
-from engine.run import fetch
+from engine.runner import fetch
 from engine.validate import check_spec
 
 from ..helpers import NOW, Recorder, context, run, simple_spec, write_spec

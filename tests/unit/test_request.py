@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.run import fetch
+from engine.runner import fetch
 
 from ..helpers import Recorder, context, run, simple_spec, write_spec
 

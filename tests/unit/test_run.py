@@ -1,4 +1,4 @@
-"""run.py: strategy selection, fallback, attempts, optional steps, error rules, concurrency, purity."""
+"""runner.py: strategy selection, fallback, attempts, optional steps, error rules, concurrency, purity."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from engine.run import fetch, fetch_many
+from engine.runner import fetch, fetch_many
 
 from ..helpers import Recorder, context, run, simple_spec, write_spec
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from engine.functions import date_chunks, days, epoch, strftime, utc_midnight
-from engine.run import fetch
+from engine.runner import fetch
 
 from ..helpers import Recorder, context, run, simple_spec, write_spec
 

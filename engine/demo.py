@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from .cassette import load_cassette, replay_context
 from .load import FIXTURES_DIR, all_specs
 from .output import dumps, payload
-from .run import fetch
+from .runner import fetch
 
 
 def demo_cassette(provider: str) -> Path | None:

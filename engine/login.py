@@ -22,7 +22,7 @@ from .expr import compile_template, evaluate
 from .inputs import resolve_inputs
 from .load import Spec
 from .request import check_request_url
-from .run import evaluate_vars, url_policy
+from .runner import evaluate_vars, url_policy
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_EXTRA_S = 5.0

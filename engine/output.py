@@ -9,7 +9,7 @@ from typing import Any
 from .errors import EngineError
 from .load import Spec
 from .normalize import iso_z
-from .run import Outcome
+from .runner import Outcome
 
 #: Error kind -> process exit code (CONTRACT §1.7.3). The one place this mapping lives.
 EXIT_CODES = {"parse_failure": 3, "timeout": 4, "binary_missing": 2}

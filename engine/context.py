@@ -6,10 +6,9 @@ in the engine that reads the real process environment, home folder, clock and ne
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 

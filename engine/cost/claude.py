@@ -11,15 +11,17 @@ Row layout (a list, so it pickles and serialises compactly)::
 """
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
+import msgspec
 import orjson
 
 from . import pricing
-from .jsonl import DayKeyer, as_int, buffer_signature, read_blocks
+from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
 
 MAX_LINE = 512 * 1024
 MARK = b'"type":"assistant"'
@@ -122,17 +124,47 @@ def is_vertex_entry(obj: dict, message: dict, raw: bytes | None = None) -> bool:
 
 # --------------------------------------------------------------------------- parsing
 
-class _ClaudeParse:
-    __slots__ = ("keyer", "models", "rows", "unkeyed", "skipped")
+class _Usage(msgspec.Struct):
+    input_tokens: Any = None
+    cache_creation_input_tokens: Any = None
+    cache_read_input_tokens: Any = None
+    output_tokens: Any = None
+    cache_creation: Any = None
 
-    def __init__(self, tz: tzinfo):
+
+class _Message(msgspec.Struct):
+    id: Any = None
+    model: Any = None
+    usage: Optional[_Usage] = None
+
+
+class _Line(msgspec.Struct):
+    """The fields of a Claude log line the scan reads; every other field is skipped unbuilt."""
+    type: Any = None
+    timestamp: Any = None
+    requestId: Any = None
+    isSidechain: Any = None
+    message: Optional[_Message] = None
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+_zulu_rest = ZULU_REST.fullmatch
+
+
+class _ClaudeParse:
+    __slots__ = ("keyer", "hours", "models", "rates", "rows", "unkeyed", "skipped", "vertex")
+
+    def __init__(self, tz: tzinfo, vertex: bool = True):
         self.keyer = DayKeyer.for_tz(tz)
-        self.models: dict[str, tuple] = {}   # raw model -> (normalised, rates|None, needs timestamp)
+        self.hours = self.keyer.hours
+        self.models: dict[str, str] = {}     # raw model -> normalised
+        self.rates: dict[str, tuple] = {}    # normalised model -> (rates|None, needs timestamp)
         self.rows: dict[str, list] = {}
         self.unkeyed: list[list] = []
         self.skipped = 0
+        self.vertex = vertex                 # tag Vertex AI rows (else every row's tag is 0)
 
-    def block(self, buf: bytearray, start: int, end: int) -> None:
+    def block(self, buf: Buffer, start: int, end: int) -> None:
         # Candidates are found with C-level searches over the whole block: the marker, then the
         # line around it; only lines that also hold "usage" are copied out and JSON-parsed.
         find = buf.find
@@ -147,8 +179,41 @@ class _ClaudeParse:
                 line(buf[s:e])
             i = find(MARK, e + 1, end)
 
-    def line(self, raw: bytes | bytearray) -> bool:
-        """Handle one candidate line; False when it is not valid JSON."""
+    def line(self, raw: bytes) -> bool:
+        """Handle one candidate line; False when it is not valid JSON.
+
+        The typed decoder reads only the fields below and skips the rest of the line (the
+        message text and tool calls, most of its bytes) without building Python objects for
+        it.  Any line it cannot take as that shape -- not JSON, or a field of an unexpected
+        JSON type -- goes to :meth:`line_general`, which decides exactly as before.
+        """
+        try:
+            rec = _decode_line(raw)
+        except msgspec.DecodeError:
+            return self.line_general(raw)
+        if rec.type != "assistant":
+            return True
+        msg = rec.message
+        ts = rec.timestamp
+        if msg is None or type(ts) is not str:
+            self.skipped += 1
+            return True
+        usage = msg.usage
+        model = msg.model
+        if usage is None or type(model) is not str:
+            self.skipped += 1
+            return True
+        if not raw.isascii():
+            # the typed decoder does not check the UTF-8 of the text it skips; a line that is
+            # not valid JSON (invalid UTF-8 included) is skipped, whichever decoder reads it
+            try:
+                raw.decode()
+            except UnicodeDecodeError:
+                return self.line_general(raw)
+        return self.add(raw, None, ts, model, usage, rec.isSidechain, msg.id, rec.requestId)
+
+    def line_general(self, raw: bytes) -> bool:
+        """:meth:`line` for any JSON: parse it whole and check every field's type."""
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -171,51 +236,56 @@ class _ClaudeParse:
             self.skipped += 1
             return True
         uget = usage.get
-        v = uget("input_tokens")
+        u = _Usage(uget("input_tokens"), uget("cache_creation_input_tokens"), uget("cache_read_input_tokens"),
+                   uget("output_tokens"), uget("cache_creation"))
+        return self.add(raw, obj, ts, model, u, get("isSidechain"), mget("id"), get("requestId"))
+
+    def add(self, raw: bytes, obj: dict | None, ts: str, model: str, usage: _Usage, side: Any, mid: Any,
+            rid: Any) -> bool:
+        """Count one assistant message (``obj`` = the parsed line, or None to parse it if needed).
+
+        The row's cost slot holds the timestamp until :meth:`finish` prices the rows that won
+        (about half of all lines are streamed chunks that a later chunk replaces).
+        """
+        v = usage.input_tokens
         inp = v if type(v) is int and v > 0 else as_int(v)
-        v = uget("cache_creation_input_tokens")
+        v = usage.cache_creation_input_tokens
         cc = v if type(v) is int and v > 0 else as_int(v)
-        v = uget("cache_read_input_tokens")
+        v = usage.cache_read_input_tokens
         cr = v if type(v) is int and v > 0 else as_int(v)
-        v = uget("output_tokens")
+        v = usage.output_tokens
         out = v if type(v) is int and v > 0 else as_int(v)
         if not (inp or cc or cr or out):
             return True
         cc1h = 0
-        detail = uget("cache_creation")
+        detail = usage.cache_creation
         if type(detail) is dict:
-            cc1h = min(cc, as_int(detail.get("ephemeral_1h_input_tokens")))
-        day = self.keyer.day(ts)
-        if day is None:
-            self.skipped += 1
-            return True
-        m = self.models.get(model)
-        if m is None:
-            norm = pricing.normalize_claude_model(model)
-            rates = pricing.claude_rates(norm)
-            m = self.models[model] = (norm, rates, bool(rates and rates[1]))
-        norm, rates, needs_ts = m
-        if rates is None:
-            cost = None
-        else:
-            epoch = None
-            if needs_ts:
-                dt = self.keyer.parse(ts)
-                epoch = dt.timestamp() if dt is not None else None
-            cost = pricing.claude_cost_with(rates, inp, cr, cc, cc1h, out, epoch)
-        side = get("isSidechain")
-        mid = mget("id")
-        rid = get("requestId")
-        # Vertex AI tag (see is_vertex_entry), inlined
-        if ((type(mid) is str and "_vrtx_" in mid) or (type(rid) is str and "_vrtx_" in rid)
+            v = detail.get("ephemeral_1h_input_tokens")
+            if type(v) is not int:
+                v = as_int(v)
+            cc1h = v if 0 <= v <= cc else (cc if v > cc else 0)
+        # the local day: memoised per UTC hour for well-formed Zulu timestamps (DayKeyer.day)
+        day = self.hours.get(ts[:13])
+        if day is None or _zulu_rest(ts, 13) is None:
+            day = self.keyer.day(ts)
+            if day is None:
+                self.skipped += 1
+                return True
+        norm = self.models.get(model)
+        if norm is None:
+            norm = self.models[model] = pricing.normalize_claude_model(model)
+        if not self.vertex:
+            vertex = 0
+        elif ((type(mid) is str and "_vrtx_" in mid) or (type(rid) is str and "_vrtx_" in rid)
                 or (model.startswith("claude-") and "@" in model)):
-            vertex = 1
+            vertex = 1  # Vertex AI tag (see is_vertex_entry), inlined
         else:
             low = raw.lower()
             vertex = 1 if ((low.find(b"vertex") >= 0 or low.find(b"gcp") >= 0)
-                           and _has_vertex_metadata(obj)) else 0
-        row = [day, norm, inp, cr, cc, cc1h, out, cost,
-               1 if (side is True or (type(side) in (int, float) and side)) else 0, vertex]
+                           and _has_vertex_metadata(orjson.loads(raw) if obj is None else obj)) else 0
+        row = [day, norm, inp, cr, cc, cc1h, out, ts,
+               0 if side is False or side is None else (1 if side is True or (type(side) in (int, float) and side)
+                                                        else 0), vertex]
         if type(mid) is str and type(rid) is str:
             key = mid + ":" + rid
             rows = self.rows
@@ -226,15 +296,36 @@ class _ClaudeParse:
             self.unkeyed.append(row)
         return True
 
+    def finish(self) -> None:
+        """Price the rows: replace each timestamp in the cost slot by the USD cost (None = unpriced)."""
+        rates_of = self.rates
+        parse = self.keyer.parse
+        cost_with = pricing.claude_cost_with
+        for row in itertools.chain(self.rows.values(), self.unkeyed):
+            norm = row[R_MODEL]
+            r = rates_of.get(norm)
+            if r is None:
+                rates = pricing.claude_rates(norm)
+                r = rates_of[norm] = (rates, bool(rates and rates[1]))
+            rates, needs_ts = r
+            if rates is None:
+                row[R_COST] = None
+                continue
+            epoch = None
+            if needs_ts:
+                dt = parse(row[R_COST])
+                epoch = dt.timestamp() if dt is not None else None
+            row[R_COST] = cost_with(rates, row[R_IN], row[R_CR], row[R_CC], row[R_CC1H], row[R_OUT], epoch)
 
-def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict:
-    """Parse ``path`` from byte ``offset``.
+
+def parse_claude_file(path: str, offset: int, tz: tzinfo, vertex: bool = True) -> dict:
+    """Parse ``path`` from byte ``offset``; ``vertex``: tag Vertex AI rows (else all are untagged).
 
     Returns ``{"rows": {key: row}, "unkeyed": [row], "skipped": n, "tail_bad": 0|1, "offset": n}``
     where ``offset`` is how far the file has been consumed (a truncated last line is not).
     """
-    st = _ClaudeParse(tz)
-    end, tail, whole = read_blocks(path, offset, MAX_LINE, st.block)
+    st = _ClaudeParse(tz, vertex)
+    end, tail, sig = read_blocks(path, offset, MAX_LINE, st.block)
     tail_bad = 0
     if tail:
         if tail.find(MARK) >= 0 and tail.find(USAGE) >= 0:
@@ -243,8 +334,8 @@ def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict:
             else:
                 st.skipped -= 1  # reported as tail_bad instead; it may still be completed
                 tail_bad = 1
+    st.finish()
     res = {"rows": st.rows, "unkeyed": st.unkeyed, "skipped": st.skipped, "tail_bad": tail_bad, "offset": end}
-    if whole is not None:
-        res["sig"] = buffer_signature(whole, end)
-        whole.release()
+    if sig is not None:
+        res["sig"] = sig
     return res

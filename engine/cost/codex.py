@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import orjson
 
 from . import pricing
-from .jsonl import DayKeyer, as_int, buffer_signature, read_blocks
+from .jsonl import Buffer, DayKeyer, as_int, read_blocks
 
 MAX_LINE = 256 * 1024
 LOOKBACK_DAYS = 30
@@ -28,6 +28,8 @@ _M_TURN = b'"type":"turn_context"'
 _M_META = b'"type":"session_meta"'
 _M_ITEM = b'"type":"response_item"'
 _HEAD = 160
+# the lines the parser reads: their (top-level or payload) "type" in compact JSON, as Codex writes it
+_CANDIDATE = re.compile(rb'"type":"(?:token_count|task_started|turn_context|session_meta)"')
 _NAME_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _MODEL_RE = re.compile(rb'"model(?:_name)?":"((?:[^"\\]|\\.)*)"')
 
@@ -198,33 +200,25 @@ class _CodexParse:
                 state[k] = tuple(state[k])
 
     # -- byte level
-    def block(self, buf: bytearray, start: int, end: int) -> None:
+    def block(self, buf: Buffer, start: int, end: int) -> None:
+        # One C-level regex scan over the whole block finds every line that may matter (a
+        # token_count/task_started event, a turn_context or a session_meta line: each holds its
+        # type as compact JSON); only those lines are copied out and JSON-parsed, in file order.
+        # Everything else -- response items, tool output, reasoning -- is never looked at line by line.
+        search = _CANDIDATE.search
         find = buf.find
+        rfind = buf.rfind
         line = self.line
-        pos = start
-        while pos < end:
-            e = find(b"\n", pos, end)
-            if e - pos > 2:
-                head_end = pos + _HEAD if e > pos + _HEAD else e
-                if find(_M_EVENT, pos, head_end) >= 0:
-                    # the common event_msg head (checked first: it also rules out the skip below)
-                    if e - pos > MAX_LINE:
-                        if find(_M_TURN, pos, pos + MAX_LINE) >= 0:
-                            self.long(bytes(buf[pos:pos + MAX_LINE]))
-                    elif find(b'"token_count"', pos, e) >= 0 or find(b'"task_started"', pos, e) >= 0:
-                        line(buf[pos:e])
-                elif (find(_M_ITEM, pos, head_end) >= 0 and find(_M_TURN, pos, head_end) < 0
-                        and find(_M_META, pos, head_end) < 0):
-                    pass  # response_item: the bulk of the bytes (tool output), never parsed
-                elif e - pos > MAX_LINE:
-                    if find(_M_TURN, pos, pos + MAX_LINE) >= 0:
-                        self.long(bytes(buf[pos:pos + MAX_LINE]))
-                elif find(_M_EVENT, pos, e) >= 0:
-                    if find(b'"token_count"', pos, e) >= 0 or find(b'"task_started"', pos, e) >= 0:
-                        line(buf[pos:e])
-                elif find(_M_TURN, pos, e) >= 0 or find(_M_META, pos, e) >= 0:
-                    line(buf[pos:e])
-            pos = e + 1
+        m = search(buf, start, end)
+        while m is not None:
+            i = m.start()
+            s = rfind(b"\n", start, i) + 1 or start
+            e = find(b"\n", i, end)
+            if e - s > MAX_LINE:
+                self.long(bytes(buf[s:s + MAX_LINE]))
+            else:
+                line(buf[s:e])
+            m = search(buf, e + 1, end)
 
     def long(self, prefix: bytes) -> None:
         """Over-long ``turn_context`` line: take the model from its prefix."""
@@ -242,8 +236,7 @@ class _CodexParse:
                 pass
 
     def is_candidate(self, raw: bytes) -> bool:
-        return ((raw.find(_M_EVENT) >= 0 and (raw.find(b'"token_count"') >= 0 or raw.find(b'"task_started"') >= 0))
-                or raw.find(_M_TURN) >= 0 or raw.find(_M_META) >= 0)
+        return _CANDIDATE.search(raw) is not None
 
     # -- JSON level
     def line(self, raw: bytes) -> bool:
@@ -381,7 +374,7 @@ def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] |
     (call again with ``forks_resolved=True`` and ``state`` prepared by ``fork_state``).
     """
     st = _CodexParse(tz, state if state is not None else new_state(), forks_resolved)
-    end, tail, whole = read_blocks(path, offset, MAX_LINE, st.block, st.long)
+    end, tail, sig = read_blocks(path, offset, MAX_LINE, st.block, st.long)
     tail_bad = 0
     if tail and st.is_candidate(tail):
         if st.line(tail):
@@ -390,9 +383,8 @@ def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] |
             st.skipped -= 1
             tail_bad = 1
     res = {"rows": st.rows, "state": st.s, "skipped": st.skipped, "tail_bad": tail_bad, "offset": end}
-    if whole is not None:
-        res["sig"] = buffer_signature(whole, end)
-        whole.release()
+    if sig is not None:
+        res["sig"] = sig
     return res
 
 

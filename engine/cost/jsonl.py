@@ -1,23 +1,38 @@
 """Byte-level JSONL reading shared by the Claude and Codex parsers.
 
-Files are read in large chunks and handed to the parsers as *blocks* of complete lines, so
-a parser can run ``bytes.find`` for its marker over a whole block (C speed) instead of
-looping over lines in Python; huge tool-output lines are never copied line by line nor
-JSON-parsed.  Lines longer than the caller's limit that span chunk boundaries are reported
-once through ``on_long`` with their first ``max_line`` bytes.
+Files are handed to the parsers as *blocks* of complete lines, so a parser can run
+``find``/``re.search`` for its markers over a whole block (C speed) instead of looping over
+lines in Python; huge tool-output lines are never copied line by line nor JSON-parsed.
+
+Two ways to get the bytes, same blocks either way:
+
+* **mapped** (POSIX, files of at least ``MMAP_MIN_BYTES`` left to read that have not been
+  written for ``MMAP_MIN_AGE`` seconds): the whole file is one block of an ``mmap``; the
+  marker searches read the page cache directly, which halves the cost of a cold scan
+  compared with copying the bytes out first.  (A file truncated *while* mapped would raise
+  SIGBUS on access; logs that were written recently -- the only ones an agent may still be
+  rewriting -- are therefore read, not mapped.)
+* **read**: chunks of up to ``CHUNK`` bytes into one reused buffer.  Lines longer than the
+  caller's limit that span chunk boundaries are reported once through ``on_long`` with
+  their first ``max_line`` bytes.
 """
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
+import time
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Callable
+from typing import Callable, Union
 
 CHUNK = 8 << 20          # read buffer (reused per process); files up to this size are read in one go
 SIG_EDGE = 8192
 SIG_SAMPLES = 32
 SIG_SAMPLE = 256
+MMAP_MIN_BYTES = 256 << 10   # smaller remainders are cheaper to read than to map
+MMAP_MIN_AGE = 30.0          # seconds since the last write before a file may be mapped
+_CAN_MMAP = os.name == "posix"  # (on Windows a mapping would block the agent from truncating its log)
 
 _buf: bytearray | None = None
 
@@ -34,23 +49,33 @@ def _buffer(size: int) -> bytearray:
     return _buf
 
 
-def read_blocks(path: str, offset: int, max_line: int,
-                on_block: Callable[[bytearray, int, int], None],
-                on_long: Callable[[bytes], None] | None = None) -> tuple[int, bytes | None, memoryview | None]:
-    """Feed ``on_block(buf, start, end)`` with ``buf[start:end]`` = complete lines (each ending
-    in ``\\n``).  ``buf`` is a reused buffer: callers must copy (slice) what they keep.
+Buffer = Union[bytearray, mmap.mmap]
 
-    Returns ``(end_offset, tail, whole)``: the file offset just past the last complete line,
+
+def read_blocks(path: str, offset: int, max_line: int,
+                on_block: Callable[[Buffer, int, int], None],
+                on_long: Callable[[bytes], None] | None = None) -> tuple[int, bytes | None, str | None]:
+    """Feed ``on_block(buf, start, end)`` with ``buf[start:end]`` = complete lines (each ending
+    in ``\\n``).  ``buf`` (a reused ``bytearray`` or an ``mmap``) is only valid during the
+    call: callers must copy (slice) what they keep.  A block may hold lines longer than
+    ``max_line``; callers skip those they do not want.
+
+    Returns ``(end_offset, tail, sig)``: the file offset just past the last complete line,
     the unterminated bytes after it (``None`` if the file ends with a newline, ``b""`` if the
-    unterminated tail is longer than ``max_line``), and -- when ``offset`` is 0 and the file
-    fitted in the buffer -- a view of the file's bytes from offset 0 (valid until the next
-    call; see :func:`buffer_signature`), else ``None``.
+    unterminated tail is longer than ``max_line``: it is reported through ``on_long`` and left
+    unconsumed), and the :func:`file_signature` of the bytes before ``end_offset`` when it
+    came for free (no tail, and the file was mapped or read whole from offset 0), else ``None``.
     """
     with open(path, "rb", buffering=0) as f:
         try:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            size = st.st_size
         except OSError:
             size = CHUNK
+        else:
+            if (_CAN_MMAP and size - offset >= MMAP_MIN_BYTES
+                    and time.time() - st.st_mtime >= MMAP_MIN_AGE):
+                return _read_mapped(f.fileno(), size, offset, max_line, on_block, on_long)
         # room for the whole remainder (plus growth while reading) when it is small; always
         # more than one over-long line so a full buffer always holds a newline or a long line
         cap = min(CHUNK, max(size - offset + (64 << 10), 2 * max_line + (64 << 10)))
@@ -107,7 +132,31 @@ def read_blocks(path: str, offset: int, max_line: int,
     if skipping:
         # unterminated over-long line at EOF: leave it unconsumed so it is re-read whole
         return long_start, b"", None
-    return pos + base, (bytes(buf[base:fill]) if fill > base else None), (memoryview(buf)[:fill] if whole else None)
+    end = pos + base
+    if fill > base:
+        return end, bytes(buf[base:fill]), None
+    return end, None, (buffer_signature(memoryview(buf)[:fill], end) if whole else None)
+
+
+def _read_mapped(fd: int, size: int, offset: int, max_line: int,
+                 on_block: Callable[[Buffer, int, int], None],
+                 on_long: Callable[[bytes], None] | None) -> tuple[int, bytes | None, str | None]:
+    """:func:`read_blocks` over a read-only mapping of the first ``size`` bytes: one block."""
+    mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    try:
+        last = mm.rfind(b"\n", offset)
+        end = last + 1 if last >= 0 else offset
+        if end > offset:
+            on_block(mm, offset, end)
+        if size - end > max_line:
+            if on_long is not None:
+                on_long(mm[end:end + max_line])
+            return end, b"", None
+        if size > end:
+            return end, mm[end:size], None
+        return end, None, buffer_signature(mm, end)
+    finally:
+        mm.close()
 
 
 def _sig_update(h, read_at, offset: int) -> None:
@@ -138,7 +187,7 @@ def file_signature(path: str, offset: int) -> str:
     return h.hexdigest()
 
 
-def buffer_signature(data: memoryview, offset: int) -> str:
+def buffer_signature(data: memoryview | mmap.mmap, offset: int) -> str:
     """:func:`file_signature` of bytes already in memory (``data`` = the file from offset 0)."""
     h = hashlib.blake2b(digest_size=8)
     _sig_update(h, lambda at, n: data[at:at + n], offset)
@@ -159,7 +208,7 @@ def as_int(value: object) -> int:
     return 0
 
 
-_ZULU_REST = re.compile(r":[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?[Zz]")
+ZULU_REST = re.compile(r":[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?[Zz]")
 
 
 class DayKeyer:
@@ -171,12 +220,15 @@ class DayKeyer:
     a format check.  Use :meth:`for_tz` to share one memo per zone within a process.
     """
 
-    __slots__ = ("tz", "_hours")
+    __slots__ = ("tz", "hours")
     _shared: dict = {}
 
     def __init__(self, tz: tzinfo):
         self.tz = tz
-        self._hours: dict[str, str | None] = {}
+        #: UTC hour ``YYYY-MM-DDTHH`` -> its local day, None if the day changes within the hour;
+        #: read-only for callers, who may look an hour up first (then check the rest with
+        #: ``ZULU_REST``) and call :meth:`day` when it is missing or None
+        self.hours: dict[str, str | None] = {}
 
     @classmethod
     def for_tz(cls, tz: tzinfo) -> "DayKeyer":
@@ -207,16 +259,16 @@ class DayKeyer:
             d = first.date().isoformat()
             if last.date().isoformat() != d or first.utcoffset() != last.utcoffset():
                 d = None
-        self._hours[hour] = d
+        self.hours[hour] = d
         return d
 
     def day(self, ts: str) -> str | None:
         if len(ts) >= 20 and ts[10] == "T":
             h = ts[:13]
-            d = self._hours.get(h, 0)
+            d = self.hours.get(h, 0)
             if d == 0:
                 d = self._hour(h)
-            if d is not None and _ZULU_REST.fullmatch(ts, 13):
+            if d is not None and ZULU_REST.fullmatch(ts, 13):
                 return d
         dt = self.parse(ts)
         if dt is None:

@@ -122,6 +122,18 @@ def is_vertex_entry(obj: dict, message: dict, raw: bytes | None = None) -> bool:
     return _has_vertex_metadata(obj)
 
 
+def _line_has_vertex_metadata(raw: bytes | bytearray, obj: dict | None) -> bool:
+    """The metadata part of :func:`is_vertex_entry` for one line (``obj`` = it parsed, if at hand).
+
+    The walk over the parsed line is skipped when neither ``vertex`` nor ``gcp`` occurs in it
+    in any case: it cannot match then.
+    """
+    low = raw.lower()
+    if low.find(b"vertex") < 0 and low.find(b"gcp") < 0:
+        return False
+    return _has_vertex_metadata(orjson.loads(raw) if obj is None else obj)
+
+
 # --------------------------------------------------------------------------- parsing
 
 class _Usage(msgspec.Struct):
@@ -152,9 +164,9 @@ _zulu_rest = ZULU_REST.fullmatch
 
 
 class _ClaudeParse:
-    __slots__ = ("keyer", "hours", "models", "rates", "rows", "unkeyed", "skipped", "vertex")
+    __slots__ = ("keyer", "hours", "models", "rates", "rows", "unkeyed", "skipped")
 
-    def __init__(self, tz: tzinfo, vertex: bool = True):
+    def __init__(self, tz: tzinfo):
         self.keyer = DayKeyer.for_tz(tz)
         self.hours = self.keyer.hours
         self.models: dict[str, str] = {}     # raw model -> normalised
@@ -162,7 +174,6 @@ class _ClaudeParse:
         self.rows: dict[str, list] = {}
         self.unkeyed: list[list] = []
         self.skipped = 0
-        self.vertex = vertex                 # tag Vertex AI rows (else every row's tag is 0)
 
     def block(self, buf: Buffer, start: int, end: int) -> None:
         # Candidates are found with C-level searches over the whole block: the marker, then the
@@ -274,15 +285,16 @@ class _ClaudeParse:
         norm = self.models.get(model)
         if norm is None:
             norm = self.models[model] = pricing.normalize_claude_model(model)
-        if not self.vertex:
-            vertex = 0
-        elif ((type(mid) is str and "_vrtx_" in mid) or (type(rid) is str and "_vrtx_" in rid)
+        # Vertex AI tag (see is_vertex_entry), inlined: the ids and the model are checked now; the
+        # metadata search (of the whole line) is left to finish(), for the rows that won
+        vertex: int | bytes | bytearray
+        if ((type(mid) is str and "_vrtx_" in mid) or (type(rid) is str and "_vrtx_" in rid)
                 or (model.startswith("claude-") and "@" in model)):
-            vertex = 1  # Vertex AI tag (see is_vertex_entry), inlined
+            vertex = 1
+        elif obj is not None:
+            vertex = 1 if _line_has_vertex_metadata(raw, obj) else 0
         else:
-            low = raw.lower()
-            vertex = 1 if ((low.find(b"vertex") >= 0 or low.find(b"gcp") >= 0)
-                           and _has_vertex_metadata(orjson.loads(raw) if obj is None else obj)) else 0
+            vertex = raw
         row = [day, norm, inp, cr, cc, cc1h, out, ts,
                0 if side is False or side is None else (1 if side is True or (type(side) in (int, float) and side)
                                                         else 0), vertex]
@@ -297,11 +309,15 @@ class _ClaudeParse:
         return True
 
     def finish(self) -> None:
-        """Price the rows: replace each timestamp in the cost slot by the USD cost (None = unpriced)."""
+        """Complete the rows that won: the Vertex AI tag of those whose line is still in the tag
+        slot, and the price (the timestamp in the cost slot becomes the USD cost, None = unpriced)."""
         rates_of = self.rates
         parse = self.keyer.parse
         cost_with = pricing.claude_cost_with
         for row in itertools.chain(self.rows.values(), self.unkeyed):
+            raw = row[R_VERTEX]
+            if type(raw) is not int:  # the line (bytes, or a bytearray copy from the read path)
+                row[R_VERTEX] = 1 if _line_has_vertex_metadata(raw, None) else 0
             norm = row[R_MODEL]
             r = rates_of.get(norm)
             if r is None:
@@ -318,13 +334,13 @@ class _ClaudeParse:
             row[R_COST] = cost_with(rates, row[R_IN], row[R_CR], row[R_CC], row[R_CC1H], row[R_OUT], epoch)
 
 
-def parse_claude_file(path: str, offset: int, tz: tzinfo, vertex: bool = True) -> dict:
-    """Parse ``path`` from byte ``offset``; ``vertex``: tag Vertex AI rows (else all are untagged).
+def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict:
+    """Parse ``path`` from byte ``offset``.
 
     Returns ``{"rows": {key: row}, "unkeyed": [row], "skipped": n, "tail_bad": 0|1, "offset": n}``
     where ``offset`` is how far the file has been consumed (a truncated last line is not).
     """
-    st = _ClaudeParse(tz, vertex)
+    st = _ClaudeParse(tz)
     end, tail, sig = read_blocks(path, offset, MAX_LINE, st.block)
     tail_bad = 0
     if tail:

@@ -14,12 +14,13 @@ import os
 import re
 from datetime import date, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Optional
 
+import msgspec
 import orjson
 
 from . import pricing
-from .jsonl import Buffer, DayKeyer, as_int, read_blocks
+from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
 
 MAX_LINE = 256 * 1024
 LOOKBACK_DAYS = 30
@@ -30,6 +31,7 @@ _M_ITEM = b'"type":"response_item"'
 _HEAD = 160
 # the lines the parser reads: their (top-level or payload) "type" in compact JSON, as Codex writes it
 _CANDIDATE = re.compile(rb'"type":"(?:token_count|task_started|turn_context|session_meta)"')
+_TOKEN_COUNT_LEN = len(b'"type":"token_count"')
 _NAME_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _MODEL_RE = re.compile(rb'"model(?:_name)?":"((?:[^"\\]|\\.)*)"')
 
@@ -179,6 +181,58 @@ def _str(*vals: Any) -> str | None:
     return None
 
 
+def _usage_totals(u: "_TokenUsage | None") -> tuple[int, int, int] | None:
+    """:func:`_totals` of a typed-decoded usage object."""
+    if u is None:
+        return None
+    cached = u.cached_input_tokens
+    if cached is None:
+        cached = u.cache_read_input_tokens
+    i = u.input_tokens
+    o = u.output_tokens
+    return (i if type(i) is int and i > 0 else as_int(i),
+            cached if type(cached) is int and cached > 0 else as_int(cached),
+            o if type(o) is int and o > 0 else as_int(o))
+
+
+class _TokenUsage(msgspec.Struct):
+    input_tokens: Any = None
+    cached_input_tokens: Any = None
+    cache_read_input_tokens: Any = None
+    output_tokens: Any = None
+
+
+class _TokenInfo(msgspec.Struct):
+    total_token_usage: Optional[_TokenUsage] = None
+    last_token_usage: Optional[_TokenUsage] = None
+    model: Any = None
+    model_name: Any = None
+    turn_id: Any = None
+    turnId: Any = None
+    id: Any = None
+
+
+class _TokenPayload(msgspec.Struct):
+    type: Any = None
+    info: Optional[_TokenInfo] = None
+    model: Any = None
+    turn_id: Any = None
+    turnId: Any = None
+    id: Any = None
+
+
+class _TokenLine(msgspec.Struct):
+    """The fields of a token_count event the scan reads; the rest (rate limits) is skipped unbuilt."""
+    type: Any = None
+    timestamp: Any = None
+    payload: Optional[_TokenPayload] = None
+    model: Any = None
+
+
+_decode_token_line = msgspec.json.Decoder(_TokenLine).decode
+_zulu_rest = ZULU_REST.fullmatch
+
+
 class NeedsFork(Exception):
     """The file is a fork; its parent's totals at the fork time must be resolved first."""
 
@@ -190,7 +244,10 @@ class NeedsFork(Exception):
 class _CodexParse:
     def __init__(self, tz: tzinfo, state: dict[str, Any], forks_resolved: bool):
         self.keyer = DayKeyer.for_tz(tz)
+        self.hours = self.keyer.hours
         self.models: dict[str, str] = {}
+        #: called after every token_count event with its timestamp (parent_totals_at's snapshots)
+        self.snap: Callable[[Any], None] | None = None
         self.s = state
         self.rows: list[list] = []
         self.skipped = 0
@@ -209,6 +266,7 @@ class _CodexParse:
         find = buf.find
         rfind = buf.rfind
         line = self.line
+        token_line = self.token_line
         m = search(buf, start, end)
         while m is not None:
             i = m.start()
@@ -216,6 +274,8 @@ class _CodexParse:
             e = find(b"\n", i, end)
             if e - s > MAX_LINE:
                 self.long(bytes(buf[s:s + MAX_LINE]))
+            elif m.end() - i == _TOKEN_COUNT_LEN:
+                token_line(buf[s:e])
             else:
                 line(buf[s:e])
             m = search(buf, e + 1, end)
@@ -256,6 +316,8 @@ class _CodexParse:
             pt = payload.get("type")
             if pt == "token_count":
                 self.token_count(obj, payload)
+                if self.snap is not None:
+                    self.snap(obj.get("timestamp"))
             elif pt == "task_started":
                 tid = _str(payload.get("turn_id"), payload.get("turnId"))
                 if tid is not None:
@@ -281,6 +343,40 @@ class _CodexParse:
                 s["fork_done"] = True
         return True
 
+    def token_line(self, raw: bytes) -> bool:
+        """:meth:`line` for a line holding ``"type":"token_count"``: the typed decoder reads only
+        the fields a token count needs (not the rate limits); anything else goes to :meth:`line`."""
+        try:
+            rec = _decode_token_line(raw)
+        except msgspec.DecodeError:
+            return self.line(raw)
+        p = rec.payload
+        if rec.type != "event_msg" or p is None or p.type != "token_count":
+            return self.line(raw)
+        if not raw.isascii():
+            # the typed decoder does not check the UTF-8 of what it skips (see claude.py)
+            try:
+                raw.decode()
+            except UnicodeDecodeError:
+                return self.line(raw)
+        ts = rec.timestamp
+        info = p.info
+        if info is not None and type(ts) is str:
+            day = self.hours.get(ts[:13])
+            if day is None or _zulu_rest(ts, 13) is None:
+                day = self.keyer.day(ts)
+            if day is None:
+                self.skipped += 1
+            else:
+                turn = p.turn_id
+                if type(turn) is not str:
+                    turn = _str(p.turnId, p.id, info.turn_id, info.turnId, info.id)
+                self.count(day, self.s["model"] or _str(info.model, info.model_name, p.model, rec.model) or "gpt-5",
+                           _usage_totals(info.total_token_usage), _usage_totals(info.last_token_usage), turn)
+        if self.snap is not None:
+            self.snap(ts)
+        return True
+
     def token_count(self, obj: dict, payload: dict) -> None:
         info = payload.get("info")
         ts = obj.get("timestamp")
@@ -290,11 +386,18 @@ class _CodexParse:
         if day is None:
             self.skipped += 1
             return
+        turn = payload.get("turn_id")
+        if type(turn) is not str:
+            turn = _str(payload.get("turnId"), payload.get("id"), info.get("turn_id"), info.get("turnId"),
+                        info.get("id"))
+        self.count(day, self.s["model"] or _str(info.get("model"), info.get("model_name"), payload.get("model"),
+                                                obj.get("model")) or "gpt-5",
+                   _totals(info.get("total_token_usage")), _totals(info.get("last_token_usage")), turn)
+
+    def count(self, day: str, model: str, total: tuple[int, int, int] | None, last: tuple[int, int, int] | None,
+              turn: str | None) -> None:
+        """One token_count event: the counted delta (CodexBar's rules) becomes a row."""
         s = self.s
-        model = s["model"] or _str(info.get("model"), info.get("model_name"), payload.get("model"),
-                                   obj.get("model")) or "gpt-5"
-        total = _totals(info.get("total_token_usage"))
-        last = _totals(info.get("last_token_usage"))
         forked = s["fork"] is not None
         inh = s["inh"]
         delta = None
@@ -358,10 +461,6 @@ class _CodexParse:
         norm = self.models.get(model)
         if norm is None:
             norm = self.models[model] = pricing.normalize_codex_model(model)
-        turn = payload.get("turn_id")
-        if type(turn) is not str:
-            turn = _str(payload.get("turnId"), payload.get("id"), info.get("turn_id"), info.get("turnId"),
-                        info.get("id"))
         self.rows.append([turn or s["turn"], idx, day, norm, delta[0], delta[1], delta[2],
                           pricing.codex_cost(norm, delta[0], delta[1], delta[2])])
 
@@ -418,14 +517,12 @@ def parent_totals_at(path: str, tz: tzinfo, cutoff: str) -> tuple[int, int, int]
     cut = keyer.parse(cutoff)
     snaps: list[tuple[str, tuple[int, int, int]]] = []
     st = _CodexParse(tz, new_state(), True)
-    orig = st.token_count
 
-    def record(obj: dict, payload: dict) -> None:
-        orig(obj, payload)
-        if st.s["prev"] is not None and type(obj.get("timestamp")) is str:
-            snaps.append((obj["timestamp"], st.s["prev"]))
+    def record(ts: Any) -> None:
+        if st.s["prev"] is not None and type(ts) is str:
+            snaps.append((ts, st.s["prev"]))
 
-    st.token_count = record  # type: ignore[method-assign]
+    st.snap = record
     st.s["fork_done"] = True  # a parent's own fork is not re-resolved (CodexBar does the same)
     read_blocks(path, 0, MAX_LINE, st.block, st.long)
     inherited = None

@@ -245,7 +245,7 @@ class _CodexParse:
     def __init__(self, tz: tzinfo, state: dict[str, Any], forks_resolved: bool):
         self.keyer = DayKeyer.for_tz(tz)
         self.hours = self.keyer.hours
-        self.models: dict[str, str] = {}
+        self.models: dict[str, tuple] = {}   # raw model -> (normalised, rates|None)
         #: called after every token_count event with its timestamp (parent_totals_at's snapshots)
         self.snap: Callable[[Any], None] | None = None
         self.s = state
@@ -370,7 +370,9 @@ class _CodexParse:
             else:
                 turn = p.turn_id
                 if type(turn) is not str:
-                    turn = _str(p.turnId, p.id, info.turn_id, info.turnId, info.id)
+                    turn = (None if p.turnId is None and p.id is None and info.turn_id is None
+                            and info.turnId is None and info.id is None
+                            else _str(p.turnId, p.id, info.turn_id, info.turnId, info.id))
                 self.count(day, self.s["model"] or _str(info.model, info.model_name, p.model, rec.model) or "gpt-5",
                            _usage_totals(info.total_token_usage), _usage_totals(info.last_token_usage), turn)
         if self.snap is not None:
@@ -398,6 +400,44 @@ class _CodexParse:
               turn: str | None) -> None:
         """One token_count event: the counted delta (CodexBar's rules) becomes a row."""
         s = self.s
+        raw = s["raw"]
+        if (total is not None and last is not None and raw is not None and s["rem"] is None
+                and s["inh"] is None and s["fork"] is None and not s["div"] and not s["unres"]):
+            # the common case, unrolled (same result as the `last is not None` branch below): an
+            # unforked session whose counted totals still equal its raw totals
+            t0, t1, t2 = total
+            r0, r1, r2 = raw
+            if (t0 >= r0 and t1 >= r1 and t2 >= r2
+                    and t0 - r0 <= last[0] and t1 - r1 <= last[1] and t2 - r2 <= last[2]):
+                delta = (t0 - r0, t1 - r1, t2 - r2)
+            else:
+                delta = last
+            p0, p1, p2 = s["prev"] or (0, 0, 0)
+            counted = (p0 + delta[0], p1 + delta[1], p2 + delta[2])
+            s["prev"] = counted
+            s["raw"] = total
+            if total != counted:
+                s["div"] = True
+            if not (delta[0] or delta[1] or delta[2]):
+                return
+        else:
+            delta = self.delta(total, last)
+            if delta is None or not (delta[0] or delta[1] or delta[2]):
+                return
+        idx = s["idx"]
+        s["idx"] = idx + 1
+        m = self.models.get(model)
+        if m is None:
+            norm = pricing.normalize_codex_model(model)
+            m = self.models[model] = (norm, pricing.codex_rates(norm))
+        norm, rates = m
+        self.rows.append([turn or s["turn"], idx, day, norm, delta[0], delta[1], delta[2],
+                          None if rates is None else pricing.codex_cost_with(rates, delta[0], delta[1], delta[2])])
+
+    def delta(self, total: tuple[int, int, int] | None,
+              last: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+        """The counted delta of one event, updating the running state (None: nothing counts)."""
+        s = self.s
         forked = s["fork"] is not None
         inh = s["inh"]
         delta = None
@@ -405,7 +445,7 @@ class _CodexParse:
             wm = s["wm"]
             s["wm"] = total
             if last is None or wm is None:
-                return
+                return None
             td = _sub(total, wm)
             delta = (min(last[0], td[0]), min(last[1], td[1]), min(last[2], td[2]))
             s["prev"] = _add(s["prev"], delta)
@@ -453,16 +493,8 @@ class _CodexParse:
                 s["div"] = True
             s["rem"] = None
         else:
-            return
-        if not (delta[0] or delta[1] or delta[2]):
-            return
-        idx = s["idx"]
-        s["idx"] = idx + 1
-        norm = self.models.get(model)
-        if norm is None:
-            norm = self.models[model] = pricing.normalize_codex_model(model)
-        self.rows.append([turn or s["turn"], idx, day, norm, delta[0], delta[1], delta[2],
-                          pricing.codex_cost(norm, delta[0], delta[1], delta[2])])
+            return None
+        return delta
 
 
 def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] | None,

@@ -117,6 +117,16 @@ def codex_cost(model: str, input_tokens: int, cached_tokens: int, output_tokens:
     r = _codex_rates(model)
     if r is None:
         return None
+    return codex_cost_with(r, input_tokens, cached_tokens, output_tokens)
+
+
+def codex_rates(model: str) -> tuple | None:
+    """The rates :func:`codex_cost_with` takes for a normalised model (``None`` = unpriced)."""
+    return _codex_rates(model)
+
+
+def codex_cost_with(r: tuple, input_tokens: int, cached_tokens: int, output_tokens: int) -> float:
+    """:func:`codex_cost` with ``r = codex_rates(model)`` (not ``None``)."""
     inp = input_tokens if input_tokens > 0 else 0
     cached = cached_tokens if cached_tokens > 0 else 0
     if cached > inp:

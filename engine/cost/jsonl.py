@@ -27,9 +27,9 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Callable, Union
 
 CHUNK = 8 << 20          # read buffer (reused per process); files up to this size are read in one go
-SIG_EDGE = 8192
-SIG_SAMPLES = 32
-SIG_SAMPLE = 256
+SIG_EDGE = 1024
+SIG_SAMPLES = 16
+SIG_SAMPLE = 128
 MMAP_MIN_BYTES = 256 << 10   # smaller remainders are cheaper to read than to map
 MMAP_MIN_AGE = 30.0          # seconds since the last write before a file may be mapped
 _CAN_MMAP = os.name == "posix"  # (on Windows a mapping would block the agent from truncating its log)
@@ -159,16 +159,16 @@ def _read_mapped(fd: int, size: int, offset: int, max_line: int,
         mm.close()
 
 
-def _sig_update(h, read_at, offset: int) -> None:
-    h.update(offset.to_bytes(8, "little"))
+def _sig_windows(offset: int) -> list[tuple[int, int]]:
     if offset <= 2 * SIG_EDGE + SIG_SAMPLES * SIG_SAMPLE:
-        h.update(read_at(0, offset))
-    else:
-        h.update(read_at(0, SIG_EDGE))
-        step = (offset - 2 * SIG_EDGE) // (SIG_SAMPLES + 1)
-        for i in range(1, SIG_SAMPLES + 1):
-            h.update(read_at(SIG_EDGE + i * step, SIG_SAMPLE))
-        h.update(read_at(offset - SIG_EDGE, SIG_EDGE))
+        return [(0, offset)]
+    step = (offset - 2 * SIG_EDGE) // (SIG_SAMPLES + 1)
+    return ([(0, SIG_EDGE)] + [(SIG_EDGE + i * step, SIG_SAMPLE) for i in range(1, SIG_SAMPLES + 1)]
+            + [(offset - SIG_EDGE, SIG_EDGE)])
+
+
+def _sig_digest(offset: int, parts: list[bytes]) -> str:
+    return hashlib.blake2b(offset.to_bytes(8, "little") + b"".join(parts), digest_size=8).hexdigest()
 
 
 def file_signature(path: str, offset: int) -> str:
@@ -178,20 +178,17 @@ def file_signature(path: str, offset: int) -> str:
     Stored with a cached offset so an append (same prefix) is told apart from a rewrite
     without re-reading the file.
     """
-    h = hashlib.blake2b(digest_size=8)
     with open(path, "rb") as f:
-        def read_at(at: int, n: int) -> bytes:
+        parts = []
+        for at, n in _sig_windows(offset):
             f.seek(at)
-            return f.read(n)
-        _sig_update(h, read_at, offset)
-    return h.hexdigest()
+            parts.append(f.read(n))
+    return _sig_digest(offset, parts)
 
 
 def buffer_signature(data: memoryview | mmap.mmap, offset: int) -> str:
     """:func:`file_signature` of bytes already in memory (``data`` = the file from offset 0)."""
-    h = hashlib.blake2b(digest_size=8)
-    _sig_update(h, lambda at, n: data[at:at + n], offset)
-    return h.hexdigest()
+    return _sig_digest(offset, [data[at:at + n] for at, n in _sig_windows(offset)])
 
 
 def key_hash(key: str) -> int:

@@ -46,7 +46,7 @@ import orjson
 from . import pricing
 from .jsonl import key_hash
 
-FORMAT = "engine-cost/2"
+FORMAT = "engine-cost/3"  # /3: smaller file signatures
 SHARDS = 64   # Claude rows shards
 FSHARDS = 8   # file metadata shards (few: a cold scan writes them all, ~0.5 ms a file here)
 KEYSLOTS = 1 << 19  # byte map of the stored key hashes (non-zero: "maybe stored"; never cleared)

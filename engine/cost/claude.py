@@ -15,7 +15,7 @@ import itertools
 import os
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Annotated, Any, Mapping, Optional
 
 import msgspec
 import orjson
@@ -136,27 +136,37 @@ def _line_has_vertex_metadata(raw: bytes | bytearray, obj: dict | None) -> bool:
 
 # --------------------------------------------------------------------------- parsing
 
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _CacheCreation(msgspec.Struct):
+    ephemeral_1h_input_tokens: _Count = 0
+
+
 class _Usage(msgspec.Struct):
-    input_tokens: Any = None
-    cache_creation_input_tokens: Any = None
-    cache_read_input_tokens: Any = None
-    output_tokens: Any = None
-    cache_creation: Any = None
+    input_tokens: _Count = 0
+    cache_creation_input_tokens: _Count = 0
+    cache_read_input_tokens: _Count = 0
+    output_tokens: _Count = 0
+    cache_creation: Optional[_CacheCreation] = None
 
 
 class _Message(msgspec.Struct):
-    id: Any = None
-    model: Any = None
-    usage: Optional[_Usage] = None
+    model: str
+    usage: _Usage
+    id: Optional[str] = None
 
 
 class _Line(msgspec.Struct):
-    """The fields of a Claude log line the scan reads; every other field is skipped unbuilt."""
-    type: Any = None
-    timestamp: Any = None
-    requestId: Any = None
-    isSidechain: Any = None
-    message: Optional[_Message] = None
+    """A usable Claude assistant line, strictly typed: the decoder reads only these fields and
+    skips the rest of the line (message text, tool calls) without building objects for it.
+    A line that does not fit -- a missing field, a float or negative count, a non-string id --
+    fails to decode and is handled by the general path, which applies every lenient rule."""
+    type: str
+    timestamp: str
+    message: _Message
+    requestId: Optional[str] = None
+    isSidechain: Optional[bool] = None
 
 
 _decode_line = msgspec.json.Decoder(_Line).decode
@@ -190,29 +200,13 @@ class _ClaudeParse:
                 line(buf[s:e])
             i = find(MARK, e + 1, end)
 
-    def line(self, raw: bytes) -> bool:
-        """Handle one candidate line; False when it is not valid JSON.
-
-        The typed decoder reads only the fields below and skips the rest of the line (the
-        message text and tool calls, most of its bytes) without building Python objects for
-        it.  Any line it cannot take as that shape -- not JSON, or a field of an unexpected
-        JSON type -- goes to :meth:`line_general`, which decides exactly as before.
-        """
+    def line(self, raw: bytes | bytearray) -> bool:
+        """Handle one candidate line; False when it is not valid JSON."""
         try:
             rec = _decode_line(raw)
         except msgspec.DecodeError:
             return self.line_general(raw)
         if rec.type != "assistant":
-            return True
-        msg = rec.message
-        ts = rec.timestamp
-        if msg is None or type(ts) is not str:
-            self.skipped += 1
-            return True
-        usage = msg.usage
-        model = msg.model
-        if usage is None or type(model) is not str:
-            self.skipped += 1
             return True
         if not raw.isascii():
             # the typed decoder does not check the UTF-8 of the text it skips; a line that is
@@ -221,9 +215,15 @@ class _ClaudeParse:
                 raw.decode()
             except UnicodeDecodeError:
                 return self.line_general(raw)
-        return self.add(raw, None, ts, model, usage, rec.isSidechain, msg.id, rec.requestId)
+        msg = rec.message
+        u = msg.usage
+        cc = u.cache_creation_input_tokens
+        d = u.cache_creation
+        cc1h = 0 if d is None else min(d.ephemeral_1h_input_tokens, cc)
+        return self.add(raw, None, rec.timestamp, msg.model, u.input_tokens, cc, u.cache_read_input_tokens,
+                        u.output_tokens, cc1h, rec.isSidechain is True, msg.id, rec.requestId)
 
-    def line_general(self, raw: bytes) -> bool:
+    def line_general(self, raw: bytes | bytearray) -> bool:
         """:meth:`line` for any JSON: parse it whole and check every field's type."""
         try:
             obj = orjson.loads(raw)
@@ -247,34 +247,24 @@ class _ClaudeParse:
             self.skipped += 1
             return True
         uget = usage.get
-        u = _Usage(uget("input_tokens"), uget("cache_creation_input_tokens"), uget("cache_read_input_tokens"),
-                   uget("output_tokens"), uget("cache_creation"))
-        return self.add(raw, obj, ts, model, u, get("isSidechain"), mget("id"), get("requestId"))
+        cc = as_int(uget("cache_creation_input_tokens"))
+        detail = uget("cache_creation")
+        cc1h = min(cc, as_int(detail.get("ephemeral_1h_input_tokens"))) if type(detail) is dict else 0
+        side = get("isSidechain")
+        return self.add(raw, obj, ts, model, as_int(uget("input_tokens")), cc,
+                        as_int(uget("cache_read_input_tokens")), as_int(uget("output_tokens")), cc1h,
+                        side is True or (type(side) in (int, float) and bool(side)), mget("id"), get("requestId"))
 
-    def add(self, raw: bytes, obj: dict | None, ts: str, model: str, usage: _Usage, side: Any, mid: Any,
-            rid: Any) -> bool:
-        """Count one assistant message (``obj`` = the parsed line, or None to parse it if needed).
+    def add(self, raw: bytes | bytearray, obj: dict | None, ts: str, model: str, inp: int, cc: int, cr: int,
+            out: int, cc1h: int, side: bool, mid: Any, rid: Any) -> bool:
+        """Count one assistant message: token counts already clamped (>= 0, ``cc1h <= cc``);
+        ``obj`` = the parsed line, or None to parse it if needed.
 
         The row's cost slot holds the timestamp until :meth:`finish` prices the rows that won
         (about half of all lines are streamed chunks that a later chunk replaces).
         """
-        v = usage.input_tokens
-        inp = v if type(v) is int and v > 0 else as_int(v)
-        v = usage.cache_creation_input_tokens
-        cc = v if type(v) is int and v > 0 else as_int(v)
-        v = usage.cache_read_input_tokens
-        cr = v if type(v) is int and v > 0 else as_int(v)
-        v = usage.output_tokens
-        out = v if type(v) is int and v > 0 else as_int(v)
         if not (inp or cc or cr or out):
             return True
-        cc1h = 0
-        detail = usage.cache_creation
-        if type(detail) is dict:
-            v = detail.get("ephemeral_1h_input_tokens")
-            if type(v) is not int:
-                v = as_int(v)
-            cc1h = v if 0 <= v <= cc else (cc if v > cc else 0)
         # the local day: memoised per UTC hour for well-formed Zulu timestamps (DayKeyer.day)
         day = self.hours.get(ts[:13])
         if day is None or _zulu_rest(ts, 13) is None:
@@ -295,9 +285,7 @@ class _ClaudeParse:
             vertex = 1 if _line_has_vertex_metadata(raw, obj) else 0
         else:
             vertex = raw
-        row = [day, norm, inp, cr, cc, cc1h, out, ts,
-               0 if side is False or side is None else (1 if side is True or (type(side) in (int, float) and side)
-                                                        else 0), vertex]
+        row = [day, norm, inp, cr, cc, cc1h, out, ts, 1 if side else 0, vertex]
         if type(mid) is str and type(rid) is str:
             key = mid + ":" + rid
             rows = self.rows

@@ -545,13 +545,18 @@ class Ledger:
             b = shard_of(path)
             self._shard(b)[path] = rows
             self._dirty_shards.add(b)
+        dups = self.dups
         if self._keymap is not None or not self._kdata:
             # a dict holds every key (all loaded, or none stored): plain dict operations
             km = self._keymap if self._keymap is not None else self._kover
+            if km.keys().isdisjoint(key_list) and dups.keys().isdisjoint(key_list):
+                # every key is new (a cold scan, mostly): each is owned by this file, in C
+                km.update(zip(key_list, itertools.repeat(path)))
+                self.changed = True
+                return
             owner, set_owner = km.get, km.__setitem__
         else:
             owner, set_owner = self._owner, self._set_owner
-        dups = self.dups
         link = self._link_claude if claude else self._link_codex
         row_list: list | None = None
         if type(rows) is not RawRows:

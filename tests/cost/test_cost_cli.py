@@ -129,3 +129,24 @@ def test_engine_cost_never_imports_the_fetch_side(logs: LogHome, tmp_path) -> No
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert "HEAVY [] 0" in done.stderr, done.stderr
     assert json.loads(done.stdout)[0]["provider"] == "codex"
+
+
+def test_console_exits_fast_after_cost_without_losing_output(logs: LogHome, tmp_path) -> None:
+    """`engine cost` skips the interpreter's teardown (os._exit): piped, block-buffered output must
+    still arrive whole, with the exit code of the run."""
+    import os
+    import subprocess
+    import sys
+
+    corpus(logs)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(logs.home), "ENGINE_CACHE_DIR": str(tmp_path / "c"),
+           "TZ": "UTC"}
+    script = "import sys; from engine.cli import console; sys.argv = ['engine'] + sys.argv[1:]; console()"
+    done = subprocess.run([sys.executable, "-c", script, "cost", "--format", "json", "--pretty", "--days", "365"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)          # the whole document, flushed before the exit
+    assert [p["provider"] for p in data] == ["codex", "claude"]
+    bad = subprocess.run([sys.executable, "-c", script, "cost", "--provider", "cursor", "--format", "json"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and json.loads(bad.stdout)[0]["error"]["kind"] == "args"

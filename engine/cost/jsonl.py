@@ -12,9 +12,10 @@ Two ways to get the bytes, same blocks either way:
   compared with copying the bytes out first.  (A file truncated *while* mapped would raise
   SIGBUS on access; logs that were written recently -- the only ones an agent may still be
   rewriting -- are therefore read, not mapped.)
-* **read**: chunks of up to ``CHUNK`` bytes into one reused buffer.  Lines longer than the
-  caller's limit that span chunk boundaries are reported once through ``on_long`` with
-  their first ``max_line`` bytes.
+* **read**: what is left of the file in one read when it is at most ``CHUNK`` bytes, else
+  chunks of ``CHUNK`` bytes into one reused buffer.  Lines longer than the caller's limit
+  that span chunk boundaries are reported once through ``on_long`` with their first
+  ``max_line`` bytes.
 """
 from __future__ import annotations
 
@@ -75,7 +76,17 @@ def read_blocks(path: str, offset: int, max_line: int,
         else:
             if (_CAN_MMAP and size - offset >= MMAP_MIN_BYTES
                     and time.time() - st.st_mtime >= MMAP_MIN_AGE):
-                return _read_mapped(f.fileno(), size, offset, max_line, on_block, on_long)
+                mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+                try:
+                    return _one_block(mm, offset, size, offset, max_line, on_block, on_long, True)
+                finally:
+                    mm.close()
+            if size - offset <= CHUNK:
+                # small enough to take in one read (a fresh buffer: no zero-filling, no copy)
+                if offset:
+                    f.seek(offset)
+                data = f.read()
+                return _one_block(data, 0, len(data), offset, max_line, on_block, on_long, offset == 0)
         # room for the whole remainder (plus growth while reading) when it is small; always
         # more than one over-long line so a full buffer always holds a newline or a long line
         cap = min(CHUNK, max(size - offset + (64 << 10), 2 * max_line + (64 << 10)))
@@ -138,25 +149,23 @@ def read_blocks(path: str, offset: int, max_line: int,
     return end, None, (buffer_signature(memoryview(buf)[:fill], end) if whole else None)
 
 
-def _read_mapped(fd: int, size: int, offset: int, max_line: int,
-                 on_block: Callable[[Buffer, int, int], None],
-                 on_long: Callable[[bytes], None] | None) -> tuple[int, bytes | None, str | None]:
-    """:func:`read_blocks` over a read-only mapping of the first ``size`` bytes: one block."""
-    mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-    try:
-        last = mm.rfind(b"\n", offset)
-        end = last + 1 if last >= 0 else offset
-        if end > offset:
-            on_block(mm, offset, end)
-        if size - end > max_line:
-            if on_long is not None:
-                on_long(mm[end:end + max_line])
-            return end, b"", None
-        if size > end:
-            return end, mm[end:size], None
-        return end, None, buffer_signature(mm, end)
-    finally:
-        mm.close()
+def _one_block(buf: Buffer | bytes, start: int, stop: int, pos: int, max_line: int,
+               on_block: Callable[[Buffer, int, int], None],
+               on_long: Callable[[bytes], None] | None, whole: bool) -> tuple[int, bytes | None, str | None]:
+    """:func:`read_blocks` for bytes already at hand: ``buf[start:stop]`` = the file from offset
+    ``pos`` to its end, handed out as one block; ``whole``: ``buf`` starts at file offset 0."""
+    last = buf.rfind(b"\n", start, stop)
+    end = last + 1 if last >= 0 else start
+    if end > start:
+        on_block(buf, start, end)  # type: ignore[arg-type]
+    file_end = pos + (end - start)
+    if stop - end > max_line:
+        if on_long is not None:
+            on_long(bytes(buf[end:end + max_line]))
+        return file_end, b"", None
+    if stop > end:
+        return file_end, bytes(buf[end:stop]), None
+    return file_end, None, (buffer_signature(buf, file_end) if whole else None)
 
 
 def _sig_windows(offset: int) -> list[tuple[int, int]]:
@@ -186,7 +195,7 @@ def file_signature(path: str, offset: int) -> str:
     return _sig_digest(offset, parts)
 
 
-def buffer_signature(data: memoryview | mmap.mmap, offset: int) -> str:
+def buffer_signature(data: memoryview | mmap.mmap | bytes, offset: int) -> str:
     """:func:`file_signature` of bytes already in memory (``data`` = the file from offset 0)."""
     return _sig_digest(offset, [data[at:at + n] for at, n in _sig_windows(offset)])
 

@@ -35,7 +35,6 @@ import bisect
 import collections
 import itertools
 import os
-import tempfile
 import zlib
 from array import array
 from pathlib import Path
@@ -103,8 +102,14 @@ def _claude_rank(path: str, row: list) -> tuple:
     return (-row[6], row[8], "/subagents/" in path, path)
 
 
+_tmp_seq = itertools.count()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
+    """Write ``data`` to a new file beside ``path`` (a name no other process or call uses), then
+    rename it over ``path``: readers see the old or the new contents, never a mix."""
+    tmp = f"{path}.{os.getpid()}-{next(_tmp_seq)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

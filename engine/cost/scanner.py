@@ -3,11 +3,8 @@ process pool on a cold scan), fold the results in, save the cache.
 """
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
-import pickle
-import signal
 from datetime import date, datetime, time as dtime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -101,6 +98,10 @@ def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | 
     parent's own results are never pickled.  (Cheaper than a ``multiprocessing.Pool``: no
     handler threads and one message per child instead of two per batch.)
     """
+    import fcntl  # (POSIX only, like fork itself; not imported where it cannot be used)
+    import pickle
+    import signal
+
     # the work queue: one 4-byte batch number per batch (a pipe read of 4 bytes is atomic, so
     # each number is taken by exactly one process), all written up front, then closed for
     # writing so that it ends in EOF; so there are never more batches than the pipe can hold

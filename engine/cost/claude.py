@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Mapping, Optional
 
 import msgspec
-import orjson
 
 from . import pricing
 from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
@@ -131,7 +130,7 @@ def _line_has_vertex_metadata(raw: bytes | bytearray, obj: dict | None) -> bool:
     low = raw.lower()
     if low.find(b"vertex") < 0 and low.find(b"gcp") < 0:
         return False
-    return _has_vertex_metadata(orjson.loads(raw) if obj is None else obj)
+    return _has_vertex_metadata(msgspec.json.decode(raw) if obj is None else obj)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -226,8 +225,8 @@ class _ClaudeParse:
     def line_general(self, raw: bytes | bytearray) -> bool:
         """:meth:`line` for any JSON: parse it whole and check every field's type."""
         try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            obj = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
             self.skipped += 1
             return False
         if type(obj) is not dict:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import msgspec
-import orjson
 
 from . import pricing
 from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
@@ -291,8 +290,8 @@ class _CodexParse:
         m = _MODEL_RE.search(prefix)
         if m:
             try:
-                self.s["model"] = orjson.loads(b'"' + m.group(1) + b'"')
-            except orjson.JSONDecodeError:
+                self.s["model"] = msgspec.json.decode(b'"' + m.group(1) + b'"')
+            except msgspec.DecodeError:
                 pass
 
     def is_candidate(self, raw: bytes) -> bool:
@@ -301,8 +300,8 @@ class _CodexParse:
     # -- JSON level
     def line(self, raw: bytes) -> bool:
         try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            obj = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
             self.skipped += 1
             return False
         if type(obj) is not dict:
@@ -532,8 +531,8 @@ def session_id_of(path: str) -> str | None:
                 if line.find(_M_META) < 0:
                     continue
                 try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                    obj = msgspec.json.decode(line)
+                except msgspec.DecodeError:
                     continue
                 p = obj.get("payload") if type(obj.get("payload")) is dict else {}
                 return _str(p.get("session_id"), p.get("sessionId"), p.get("id"),

@@ -40,7 +40,7 @@ from array import array
 from pathlib import Path
 from typing import Any, Iterable
 
-import orjson
+import msgspec
 
 from . import pricing
 from .jsonl import key_hash
@@ -136,12 +136,12 @@ class RawRows:
         self.raw = raw
 
     def decode(self) -> Any:
-        return orjson.loads(self.raw)
+        return msgspec.json.decode(self.raw)
 
 
 def _raw_fragment(obj: Any) -> Any:
     if type(obj) is RawRows:
-        return orjson.Fragment(obj.raw)
+        return msgspec.Raw(obj.raw)
     raise TypeError
 
 
@@ -204,7 +204,7 @@ class Ledger:
         except OSError:
             return led
         try:
-            doc = orjson.loads(raw)
+            doc = msgspec.json.decode(raw)
             if type(doc) is not dict or doc.get("header") != led._header():
                 raise CacheInvalid
             led.stat = doc["stat"]
@@ -221,7 +221,7 @@ class Ledger:
                     or len(led.shard_gen) != SHARDS or len(led.fshard_gen) != FSHARDS
                     or len(led.fshard_n) != FSHARDS or sum(led.fshard_n) != len(led.stat)):
                 raise CacheInvalid
-        except (CacheInvalid, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        except (CacheInvalid, msgspec.DecodeError, KeyError, TypeError, ValueError, AttributeError):
             return cls(kind, cache_dir, tz_key)
         led._dups = None  # loaded on first use
         return led
@@ -232,11 +232,11 @@ class Ledger:
             sh = {}
             if self.fshard_gen[b]:
                 try:
-                    doc = orjson.loads(self._p(f"cost-{self.kind}-files-{b:02d}.json").read_bytes())
+                    doc = msgspec.json.decode(self._p(f"cost-{self.kind}-files-{b:02d}.json").read_bytes())
                     if doc.get("gen") != self.fshard_gen[b]:
                         raise CacheInvalid
                     sh = doc["files"]
-                except (OSError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
+                except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError) as exc:
                     raise CacheInvalid from exc
             # (the counts add up to the number of files, and every entry is a listed file)
             stat = self.stat
@@ -266,11 +266,11 @@ class Ledger:
             dups: dict[int, Any] = {}
             if self.dups_gen:
                 try:
-                    doc = orjson.loads(self._p(f"cost-{self.kind}-dups.json").read_bytes())
+                    doc = msgspec.json.decode(self._p(f"cost-{self.kind}-dups.json").read_bytes())
                     if doc.get("gen") != self.dups_gen:
                         raise CacheInvalid
                     dups = {int(k): v for k, v in doc["dups"].items()}
-                except (OSError, orjson.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
+                except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
                     raise CacheInvalid from exc
             self._dups = dups
         return self._dups
@@ -369,11 +369,11 @@ class Ledger:
             sh = {}
             if self.shard_gen[b]:
                 try:
-                    doc = orjson.loads(self._p(f"cost-claude-rows-{b:02d}.json").read_bytes())
+                    doc = msgspec.json.decode(self._p(f"cost-claude-rows-{b:02d}.json").read_bytes())
                     if doc.get("gen") != self.shard_gen[b]:
                         raise CacheInvalid
                     sh = doc["files"]
-                except (OSError, orjson.JSONDecodeError, KeyError, AttributeError) as exc:
+                except (OSError, msgspec.DecodeError, KeyError, AttributeError) as exc:
                     raise CacheInvalid from exc
             self._shards[b] = sh
         return sh
@@ -396,13 +396,13 @@ class Ledger:
         for b in sorted(self._dirty_shards):
             self.shard_gen[b] = gen
             atomic_write(self._p(f"cost-claude-rows-{b:02d}.json"),
-                         orjson.dumps({"gen": gen, "files": self._shards[b]}, default=_raw_fragment))
+                         msgspec.json.encode({"gen": gen, "files": self._shards[b]}, enc_hook=_raw_fragment))
         for b in sorted(self._dirty_fsh):
             sh = self._fsh[b]
             self.fshard_gen[b] = gen if sh else 0
             path = self._p(f"cost-{self.kind}-files-{b:02d}.json")
             if sh:
-                atomic_write(path, orjson.dumps({"gen": gen, "files": sh}))
+                atomic_write(path, msgspec.json.encode({"gen": gen, "files": sh}))
         if self._keys is None and self._kdata is not None and \
                 list(self.stat)[len(self._kpaths):] != list(self._knew):
             self._load_keys()  # (not reached: files are only added at the end while keys are light)
@@ -441,14 +441,14 @@ class Ledger:
             self.keys_gen = gen
         if self._dups is not None and self._dups_dirty:
             atomic_write(self._p(f"cost-{self.kind}-dups.json"),
-                         orjson.dumps({"gen": gen, "dups": {str(k): v for k, v in self._dups.items()}}))
+                         msgspec.json.encode({"gen": gen, "dups": {str(k): v for k, v in self._dups.items()}}))
             self.dups_gen = gen
             self._dups_dirty = False
         self.gen = gen
         doc = {"header": self._header(), "gen": gen, "keys_gen": self.keys_gen, "dups_gen": self.dups_gen,
                "fshard_gen": self.fshard_gen, "fshard_n": self.fshard_n, "shard_gen": self.shard_gen, "stat": self.stat,
                "total": self.totals(), "raw": self.raw, "skipped": self.skipped_lines()}
-        atomic_write(self._p(f"cost-{self.kind}-index.json"), orjson.dumps(doc))
+        atomic_write(self._p(f"cost-{self.kind}-index.json"), msgspec.json.encode(doc))
         self._dirty_shards.clear()
         self._dirty_fsh.clear()
         self.changed = False

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 
 PRICING_PATH = Path(__file__).with_name("pricing.json")
 
@@ -26,7 +26,7 @@ _CLAUDE_BEDROCK_VERSION = re.compile(r"-v\d+:\d+$")
 @lru_cache(maxsize=1)
 def _raw() -> tuple[dict[str, Any], str]:
     data = PRICING_PATH.read_bytes()
-    return orjson.loads(data), hashlib.sha256(data).hexdigest()[:16]
+    return msgspec.json.decode(data), hashlib.sha256(data).hexdigest()[:16]
 
 
 def pricing_table() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from datetime import date, datetime, time as dtime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import orjson
+import msgspec
 
 from . import claude as claude_mod
 from . import codex as codex_mod
@@ -44,13 +44,13 @@ def _finish_full(kind: str, path: str, res: dict) -> dict:
         res["agg"], res["days"] = aggregate_claude(itertools.chain(rows.values(), res["unkeyed"]))
         res["keys"] = [key_hash(k) for k in rows]
         # rows travel (and land in the cache) as JSON bytes: far cheaper than pickled lists
-        res["rows"] = RawRows(orjson.dumps({"rows": rows, "unkeyed": res.pop("unkeyed")}))
+        res["rows"] = RawRows(msgspec.json.encode({"rows": rows, "unkeyed": res.pop("unkeyed")}))
     else:
         st = os.stat(path)
         rows = res["rows"]
         res["agg"], res["days"] = aggregate_codex(rows)
         res["keys"] = _codex_keys(res["state"], st, rows)
-        res["rows"] = RawRows(orjson.dumps(rows))
+        res["rows"] = RawRows(msgspec.json.encode(rows))
     if not res.get("sig"):
         res["sig"] = file_signature(path, res["offset"])
     return res

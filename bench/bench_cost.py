@@ -28,14 +28,15 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 _GEN_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "tools" / "gen_cost_logs.py",  # beside the checkout
                    Path("/work/shared/tools/gen_cost_logs.py"))
 GEN = next((p for p in _GEN_CANDIDATES if p.exists()), _GEN_CANDIDATES[0])
-NOW = "2026-07-01T12:00:00+00:00"
-END_DATE = "2026-06-30"
+# new corpora end yesterday, so that `engine cost --days N` on today's clock covers them
+END_DATE = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
 
 
 # --------------------------------------------------------------------------- child (one scan)
@@ -50,7 +51,7 @@ def child(args: argparse.Namespace) -> None:
     t1 = time.perf_counter()
     env = json.loads(args.env)
     payloads = scan_cost(["codex", "claude"], days=args.days, home=Path(args.home), env=env,
-                         now=datetime.fromisoformat(NOW), tz=timezone.utc,
+                         now=datetime.fromisoformat(args.now), tz=timezone.utc,
                          cache_dir=Path(args.cache) if args.cache else None)
     t2 = time.perf_counter()
     print(json.dumps({"import_s": t1 - t0, "scan_s": t2 - t1,
@@ -119,7 +120,13 @@ def wait_quiet(max_wait: float, threshold: float = 0.08) -> float:
             return busy
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> dict:
+def measure(cmd: list[str], env: dict[str, str], memory: bool = False) -> dict:
+    """Run ``cmd``; its wall time, or (``memory``) its process tree's peak memory.
+
+    The two are measured in separate runs: the 5 ms sampler reading every process's
+    ``smaps_rollup`` costs CPU itself (~0.2 s of ccusage's wall time, ~0.5 s of ours, which
+    keeps both cores busy), so a sampled run's wall time is not reported.
+    """
     peak = [0, 0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -132,18 +139,29 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict:
             time.sleep(0.005)
 
     th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    if memory:
+        th.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
     done.set()
-    th.join()
+    if memory:
+        th.join()
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
-    return {"wall_s": wall, "peak_pss_mb": peak[0] / 1024, "peak_rss_mb": peak[1] / 1024, "stdout": out.decode()}
+    r = {"stdout": out.decode()}
+    if memory:
+        r.update(peak_pss_mb=peak[0] / 1024, peak_rss_mb=peak[1] / 1024)
+    else:
+        r["wall_s"] = wall
+    return r
 
 
 def ours(home: Path, cache: Path | None, days: int, env_extra: dict | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--home", str(home), "--days", str(days),
+    """The scan alone (``scan_cost`` in a fresh interpreter, clock at the corpus's end): its own
+    time and the totals."""
+    manifest = json.loads((home / "cost-corpus-manifest.json").read_text())
+    now = f"{date.fromisoformat(manifest['end_date']) + timedelta(days=1)}T12:00:00+00:00"
+    cmd = [sys.executable, __file__, "--child", "--home", str(home), "--days", str(days), "--now", now,
            "--env", json.dumps(env_extra or {})]
     if cache is not None:
         cmd += ["--cache", str(cache)]
@@ -153,7 +171,27 @@ def ours(home: Path, cache: Path | None, days: int, env_extra: dict | None = Non
     return r
 
 
-def ccusage(bench: Path, home: Path, version: str) -> dict:
+def cli_days(manifest: dict, home: Path) -> int:
+    """`--days` for the real CLI (real clock): a window from today back past the corpus's first day."""
+    first = date.fromisoformat(manifest["end_date"]) - timedelta(days=int(manifest["days"]) - 1)
+    days = (datetime.now(timezone.utc).date() - first).days + 2
+    if days > 365:
+        raise SystemExit(f"the corpus starts on {first}, more than 365 days ago: `engine cost --days` cannot "
+                         f"cover it; delete {home} to generate it again")
+    return days
+
+
+def engine_cli(home: Path, cache: Path, days: int, memory: bool = False) -> dict:
+    """What a user or a frontend runs: `engine cost --format json` (console script, real clock)."""
+    exe = Path(sys.executable).parent / "engine"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "ENGINE_CACHE_DIR": str(cache),
+           "TZ": "UTC"}
+    r = measure([str(exe), "cost", "--format", "json", "--days", str(days)], env, memory=memory)
+    r["totals"] = {p["provider"]: p.get("totals", {}) for p in json.loads(r.pop("stdout"))}
+    return r
+
+
+def ccusage(bench: Path, home: Path, version: str, memory: bool = False) -> dict:
     exe = bench / "npm" / "node_modules" / ".bin" / "ccusage"
     if not exe.exists():
         (bench / "npm").mkdir(parents=True, exist_ok=True)
@@ -162,7 +200,7 @@ def ccusage(bench: Path, home: Path, version: str) -> dict:
     xdg = bench / "xdg"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
            "XDG_CONFIG_HOME": str(xdg / "config"), "XDG_CACHE_HOME": str(xdg / "cache"), "NO_COLOR": "1"}
-    r = measure([str(exe), "daily", "--offline", "--json"], env)
+    r = measure([str(exe), "daily", "--offline", "--json"], env, memory=memory)
     r["totals"] = json.loads(r.pop("stdout"))["totals"]
     return r
 
@@ -209,6 +247,7 @@ def main() -> None:
     ap.add_argument("--home", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     ap.add_argument("--env", default="{}", help=argparse.SUPPRESS)
+    ap.add_argument("--now", help=argparse.SUPPRESS)
     ap.add_argument("--days", type=int, default=120)
     ap.add_argument("--size", default="500MB")
     ap.add_argument("--seed", type=int, default=1)
@@ -234,10 +273,13 @@ def main() -> None:
           f"{manifest['stats']['claude_files'] + manifest['stats']['codex_files']} files; "
           f"appended session(s): {add_bytes / 1024:.0f} KiB; runs={args.runs}", file=sys.stderr)
 
-    res: dict[str, list[dict]] = {"cold": [], "warm": [], "append": [], "ccusage": []}
+    days_cli = cli_days(manifest, home)
+    res: dict[str, list[dict]] = {k: [] for k in ("cold", "warm", "append", "cli_cold", "cli_warm", "ccusage",
+                                                   "mem_cli", "mem_ccusage")}
     background: list[float] = []
     for i in range(args.runs):
         background.append(wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else _cpu_busy(0.5))
+        # scan work (scan_cost alone): cold, warm, after an append
         shutil.rmtree(cache, ignore_errors=True)
         res["cold"].append(ours(home, cache, args.days))
         res["warm"].append(ours(home, cache, args.days))
@@ -250,35 +292,51 @@ def main() -> None:
             for _, rel in adds:
                 (home / rel).unlink()
             (home / ".claude/projects/-bench-new").rmdir()
+        # wall time of the real command next to ccusage's
+        if args.quiet_wait > 0:
+            wait_quiet(args.quiet_wait)
+        shutil.rmtree(cache, ignore_errors=True)
+        res["cli_cold"].append(engine_cli(home, cache, days_cli))
         if not args.skip_ccusage:
             res["ccusage"].append(ccusage(bench, home, args.ccusage_version))
+        res["cli_warm"].append(engine_cli(home, cache, days_cli))
+        # peak memory, in runs of their own (the sampler costs CPU)
+        shutil.rmtree(cache, ignore_errors=True)
+        res["mem_cli"].append(engine_cli(home, cache, days_cli, memory=True))
+        if not args.skip_ccusage:
+            res["mem_ccusage"].append(ccusage(bench, home, args.ccusage_version, memory=True))
         print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
     same_roots = ours(home, None, args.days, {"CLAUDE_CONFIG_DIR": str(home / ".claude")})
 
-    def row(name: str, runs: list[dict], key: str) -> tuple[str, float, float, float, float]:
-        return (name, med([r[key] for r in runs]), med([r["wall_s"] for r in runs]),
-                med([r["peak_pss_mb"] for r in runs]), med([r["peak_rss_mb"] for r in runs]))
+    def m(runs: str, key: str) -> float:
+        return med([r[key] for r in res[runs]])
 
     print(f"\n## engine cost vs ccusage {args.ccusage_version} — {args.size} corpus, median of {args.runs}\n")
     print("CPU busy with other work just before each run: "
           + ", ".join(f"{b:.0%}" for b in background) + " (timings are only comparable on an idle machine)\n")
-    print("| run | scan work (s) | wall incl. startup (s) | peak PSS, process tree (MiB) | peak RSS sum (MiB) |")
+    print("| run | scan work (s) | wall (s) | peak PSS, process tree (MiB) | peak RSS sum (MiB) |")
     print("|---|---:|---:|---:|---:|")
-    rows = [row("engine cold (empty cache)", res["cold"], "scan_s"), row("engine warm (nothing changed)", res["warm"], "scan_s"),
-            row("engine after adding 1 Claude + 1 Codex session", res["append"], "scan_s")]
-    for name, scan_s, wall, pss, rss in rows:
-        print(f"| {name} | {scan_s:.3f} | {wall:.3f} | {pss:.0f} | {rss:.0f} |")
+    print(f"| engine cold (empty cache): `engine cost --format json` | {m('cold', 'scan_s'):.3f} | "
+          f"{m('cli_cold', 'wall_s'):.3f} | {m('mem_cli', 'peak_pss_mb'):.0f} | {m('mem_cli', 'peak_rss_mb'):.0f} |")
+    print(f"| engine warm (nothing changed) | {m('warm', 'scan_s'):.3f} | {m('cli_warm', 'wall_s'):.3f} | | |")
+    print(f"| engine after adding 1 Claude + 1 Codex session | {m('append', 'scan_s'):.3f} | | | |")
     if res["ccusage"]:
-        cc_wall = med([r["wall_s"] for r in res["ccusage"]])
-        cc_pss = med([r["peak_pss_mb"] for r in res["ccusage"]])
-        cc_rss = med([r["peak_rss_mb"] for r in res["ccusage"]])
-        print(f"| ccusage daily --offline --json | — | {cc_wall:.3f} | {cc_pss:.0f} | {cc_rss:.0f} |")
-    cold_s = rows[0][1]
-    print(f"\nwarm / cold = {rows[1][1] / cold_s:.3%} ({rows[1][1] * 1000:.1f} ms); "
-          f"append / cold = {rows[2][1] / cold_s:.2%} ({rows[2][1] * 1000:.1f} ms)")
+        print(f"| ccusage daily --offline --json | — | {m('ccusage', 'wall_s'):.3f} | "
+              f"{m('mem_ccusage', 'peak_pss_mb'):.0f} | {m('mem_ccusage', 'peak_rss_mb'):.0f} |")
+    cold_s = m("cold", "scan_s")
+    print(f"\nscan work: warm / cold = {m('warm', 'scan_s') / cold_s:.3%} ({m('warm', 'scan_s') * 1000:.1f} ms); "
+          f"append / cold = {m('append', 'scan_s') / cold_s:.2%} ({m('append', 'scan_s') * 1000:.1f} ms)")
     if res["ccusage"]:
-        print(f"engine cold wall / ccusage wall = {rows[0][2] / cc_wall:.2f}; "
-              f"peak PSS engine cold / ccusage = {rows[0][3] / cc_pss:.2f} (RSS sums: {rows[0][4] / cc_rss:.2f})")
+        ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(res["cli_cold"], res["ccusage"])]
+        print(f"engine cold wall / ccusage wall = {m('cli_cold', 'wall_s') / m('ccusage', 'wall_s'):.2f} "
+              f"(per run, side by side: {', '.join(f'{r:.2f}' for r in ratios)}); "
+              f"peak PSS engine cold / ccusage = {m('mem_cli', 'peak_pss_mb') / m('mem_ccusage', 'peak_pss_mb'):.2f} "
+              f"(RSS sums: {m('mem_cli', 'peak_rss_mb') / m('mem_ccusage', 'peak_rss_mb'):.2f})")
+    cli_t = res["cli_cold"][0]["totals"]
+    scan_t = res["cold"][0]["totals"]
+    same = all(cli_t[k].get(f) == scan_t[k].get(f) for k in scan_t for f in ("inputTokens", "outputTokens",
+                                                                             "cacheReadTokens", "totalTokens"))
+    print(f"`engine cost` CLI totals equal the scan's: {'yes' if same else 'NO'}")
 
     # token totals
     t = res["cold"][0]["totals"]

@@ -289,8 +289,10 @@ class Ledger:
             head.frombytes(blob[:24])
             if head[0] != self.keys_gen or head[1] != len(self.stat) or head[2] != KEYSLOTS:
                 raise CacheInvalid
-            self._kbits = bytearray(blob[24:24 + KEYSLOTS])
-            self._kdata = blob[24 + KEYSLOTS:]
+            view = memoryview(blob)
+            self._kbits = bytearray(view[24:24 + KEYSLOTS])  # (one copy each, none in between)
+            self._kdata = bytes(view[24 + KEYSLOTS:])
+            view.release()
             if len(self._kdata) % 8:
                 raise CacheInvalid
         except (OSError, CacheInvalid, IndexError, ValueError) as exc:
@@ -550,12 +552,12 @@ class Ledger:
             b = shard_of(path)
             self._shard(b)[path] = rows
             self._dirty_shards.add(b)
-        dups = self.dups
         if self._keymap is not None or not self._kdata:
             # a dict holds every key (all loaded, or none stored): plain dict operations
             km = self._keymap if self._keymap is not None else self._kover
-            if km.keys().isdisjoint(key_list) and dups.keys().isdisjoint(key_list):
+            if km.keys().isdisjoint(key_list):
                 # every key is new (a cold scan, mostly): each is owned by this file, in C
+                # (a key in a dup always has an owner, so none of these is in one)
                 km.update(zip(key_list, itertools.repeat(path)))
                 self.changed = True
                 return
@@ -567,11 +569,12 @@ class Ledger:
         if type(rows) is not RawRows:
             row_list = list(rows["rows"].values()) if claude else rows
         for i, h in enumerate(key_list):
-            if h not in dups:
-                other = owner(h)
-                if other is None or other == path:
-                    set_owner(h, path)
-                    continue
+            other = owner(h)
+            if other is None:
+                set_owner(h, path)  # a new key; never in a dup (dup keys are owned): dups stay unread
+                continue
+            if other == path and h not in self.dups:
+                continue
             if row_list is None:
                 dec = rows.decode()
                 row_list = list(dec["rows"].values()) if claude else dec

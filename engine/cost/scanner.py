@@ -221,10 +221,13 @@ def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzi
         except OSError:
             pass
     # one file reachable through two paths (hard link / copy by link) counts once
-    root_strs = [str(r) + os.sep for r in roots]
+    root_strs = tuple(str(r) + os.sep for r in roots)
 
     def order(p: str) -> tuple:
-        return (next((i for i, r in enumerate(root_strs) if p.startswith(r)), len(root_strs)), p)
+        for i, r in enumerate(root_strs):
+            if p.startswith(r):
+                return (i, p)
+        return (len(root_strs), p)
 
     seen: set[tuple[int, int]] = set()
     out: dict[str, os.stat_result] = {}

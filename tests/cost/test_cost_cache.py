@@ -250,3 +250,29 @@ def test_incremental_totals_equal_a_full_resum(logs: LogHome, step: str) -> None
     kept_total, kept_raw = led.totals(), dict(led.raw)
     led.total = led.raw = None
     assert led.totals() == kept_total and led.raw == kept_raw
+
+
+def test_the_scan_pauses_the_cyclic_gc_and_restores_its_state(logs: LogHome) -> None:
+    import gc
+
+    base(logs)
+    seen = []
+    real = claude_mod.parse_claude_file
+
+    def spy(*a, **k):
+        seen.append(gc.isenabled())
+        return real(*a, **k)
+
+    claude_mod.parse_claude_file, saved = spy, claude_mod.parse_claude_file
+    try:
+        assert gc.isenabled()
+        scan(logs, None)
+        assert seen and not any(seen) and gc.isenabled()
+        gc.disable()
+        try:
+            scan(logs, None)
+            assert not gc.isenabled()   # a caller's choice is left alone
+        finally:
+            gc.enable()
+    finally:
+        claude_mod.parse_claude_file = saved

@@ -32,6 +32,7 @@ discarded as a whole, never trusted.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import collections
 import itertools
 import os
@@ -86,8 +87,20 @@ def codex_aggkey(row: list) -> str:
 
 
 def codex_row_key(ident: str, row: list) -> int:
-    return key_hash("\x1f".join((ident, row[0] or "", str(row[1]), row[2], row[3],
-                                 str(row[4]), str(row[5]), str(row[6]))))
+    """:func:`key_hash` of the row's identity and values, ``\\x1f``-joined after ``ident``."""
+    return codex_row_keys(ident, [row])[0]
+
+
+def codex_row_keys(ident: str, rows: list) -> list[int]:
+    """:func:`codex_row_key` of each row (the hash of ``ident`` is taken once)."""
+    head = hashlib.blake2b(f"{ident}\x1f".encode(), digest_size=8)
+    from_bytes = int.from_bytes
+    out = []
+    for r in rows:
+        h = head.copy()
+        h.update(f"{r[0] or ''}\x1f{r[1]}\x1f{r[2]}\x1f{r[3]}\x1f{r[4]}\x1f{r[5]}\x1f{r[6]}".encode())
+        out.append(from_bytes(h.digest(), "little", signed=True))
+    return out
 
 
 def shard_of(path: str) -> int:

@@ -14,7 +14,7 @@ import msgspec
 from . import claude as claude_mod
 from . import codex as codex_mod
 from .jsonl import file_signature, key_hash
-from .ledger import CacheInvalid, Ledger, RawRows, aggregate_claude, aggregate_codex, codex_row_key, _vec_add
+from .ledger import CacheInvalid, Ledger, RawRows, aggregate_claude, aggregate_codex, codex_row_keys, _vec_add
 
 Progress = Callable[[int, int], None]
 
@@ -275,7 +275,7 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
 def _codex_keys(meta_state: dict, st: os.stat_result, rows: list) -> list[int]:
     ident = meta_state.get("sid")
     ident = f"session:{ident}" if ident else f"file:{st.st_dev}:{st.st_ino}"
-    return [codex_row_key(ident, r) for r in rows]
+    return codex_row_keys(ident, rows)
 
 
 def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremental: bool) -> None:

@@ -276,3 +276,16 @@ def test_the_scan_pauses_the_cyclic_gc_and_restores_its_state(logs: LogHome) -> 
             gc.enable()
     finally:
         claude_mod.parse_claude_file = saved
+
+
+def test_codex_row_keys_keep_their_persisted_form() -> None:
+    """Row keys are stored in the cache: the batched hashing must give key_hash of the joined fields."""
+    from engine.cost.jsonl import key_hash
+    from engine.cost.ledger import codex_row_key, codex_row_keys
+
+    rows = [["turn-1", 3, "2026-06-15", "gpt-5", 100, 50, 10, 0.1], [None, 0, "2026-06-15", "gpt-5", 0, 0, 1, None]]
+    expected = [key_hash("\x1f".join(("session:s", r[0] or "", str(r[1]), r[2], r[3], str(r[4]), str(r[5]), str(r[6]))))
+                for r in rows]
+    assert codex_row_keys("session:s", rows) == expected
+    assert [codex_row_key("session:s", r) for r in rows] == expected
+    assert expected[0] != expected[1]

@@ -19,11 +19,11 @@ Cache files in ``cache_dir`` (all written atomically, tmp + ``os.replace``; only
     cost-<kind>-index.json        files' stat (their order is the file order), the total, the
                                   per-key sums before dups/rounding, skipped lines, generations:
                                   all a scan with nothing changed reads
-    cost-<kind>-files-<nn>.json   files' offset/signature/parser state/agg, 8 shards by path
+    cost-<kind>-files-<nn>.json   files' offset/signature/parser state/agg, 4 shards by path
     cost-<kind>-dups.json         keys held by more than one file
     cost-<kind>-keys.bin          a byte map of all key hashes, then every file's key hashes in
                                   file order (read only when something changed)
-    cost-claude-rows-<nn>.json    Claude rows, 64 shards by path (read for changed files only)
+    cost-claude-rows-<nn>.json    Claude rows, 32 shards by path (read for changed files only)
 
 The index (written last) names the generation of every other file, and each file carries
 its own; a corrupt, mismatched, foreign-version, other-pricing or other-timezone cache is
@@ -46,9 +46,11 @@ import msgspec
 from . import pricing
 from .jsonl import key_hash
 
-FORMAT = "engine-cost/3"  # /3: smaller file signatures
-SHARDS = 64   # Claude rows shards
-FSHARDS = 8   # file metadata shards (few: a cold scan writes them all, ~0.5 ms a file here)
+FORMAT = "engine-cost/4"  # /3: smaller file signatures; /4: fewer shards
+# Shard counts trade a cold scan, which writes every shard (creating and renaming a file costs
+# 0.3-0.5 ms on this machine's ext4), against a rescan, which rewrites the shards of the changed files.
+SHARDS = 32   # Claude rows shards
+FSHARDS = 4   # file metadata shards
 KEYSLOTS = 1 << 19  # byte map of the stored key hashes (non-zero: "maybe stored"; never cleared)
 KEYMASK = KEYSLOTS - 1
 

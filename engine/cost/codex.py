@@ -50,14 +50,37 @@ def codex_roots(home: Path, env: Mapping[str, str]) -> list[Path]:
     return [sessions, sessions.parent / "archived_sessions"]
 
 
-def _day_range(since: str, until: str) -> list[str]:
-    # (date.fromisoformat, not strptime: the first strptime call costs ~5 ms of imports)
-    d = date.fromisoformat(since)
-    end = date.fromisoformat(until)
+def _subdirs(d: str, digits: int) -> list[str]:
+    """Names of the subfolders of ``d`` that are exactly ``digits`` digits, sorted."""
+    try:
+        it = os.scandir(d)
+    except OSError:
+        return []
+    with it:
+        return sorted(e.name for e in it if len(e.name) == digits and e.name.isdigit() and e.name.isascii()
+                      and e.is_dir())
+
+
+def _date_dirs(root: str, since: str, until: str) -> list[tuple[str, str]]:
+    """``(YYYY-MM-DD, folder)`` of the existing ``root/YYYY/MM/DD`` folders of real dates within
+    ``[since, until]``, in date order (three levels of listing instead of a probe per day)."""
     out = []
-    while d <= end:
-        out.append(d.isoformat())
-        d += timedelta(days=1)
+    for y in _subdirs(root, 4):
+        if not since[:4] <= y <= until[:4]:
+            continue
+        yd = os.path.join(root, y)
+        for m in _subdirs(yd, 2):
+            if not since[:7] <= f"{y}-{m}" <= until[:7]:
+                continue
+            md = os.path.join(yd, m)
+            for d in _subdirs(md, 2):
+                day = f"{y}-{m}-{d}"
+                if since <= day <= until:
+                    try:
+                        date.fromisoformat(day)
+                    except ValueError:
+                        continue
+                    out.append((day, os.path.join(md, d)))
     return out
 
 
@@ -110,13 +133,15 @@ def list_codex_files(roots: list[Path], scan_since: str, scan_until: str, *, loo
     range (undated always), and -- on a cold cache -- files modified since the window start in
     the 30 date folders before it and anywhere else; ``full`` adds a recursive listing."""
     found: dict[str, os.stat_result] = {}
-    days = _day_range(scan_since, scan_until)
+    look_from = (date.fromisoformat(scan_since) - timedelta(days=LOOKBACK_DAYS)).isoformat()
     for root in roots:
         r = str(root)
         if not os.path.isdir(r):
             continue
-        for day in days:
-            _jsonl_in(os.path.join(r, day[:4], day[5:7], day[8:]), found)
+        dated = _date_dirs(r, look_from if lookback_since is not None else scan_since, scan_until)
+        for day, d in dated:
+            if day >= scan_since:
+                _jsonl_in(d, found)
         flat: dict[str, os.stat_result] = {}
         _jsonl_in(r, flat)
         for p, st in flat.items():
@@ -124,9 +149,8 @@ def list_codex_files(roots: list[Path], scan_since: str, scan_until: str, *, loo
             if m is None or scan_since <= m.group(1) <= scan_until:
                 found.setdefault(p, st)
         if lookback_since is not None:
-            look_from = (date.fromisoformat(scan_since) - timedelta(days=LOOKBACK_DAYS)).isoformat()
-            for day in _day_range(look_from, scan_until):
-                _jsonl_in(os.path.join(r, day[:4], day[5:7], day[8:]), found, lookback_since)
+            for _day, d in dated:
+                _jsonl_in(d, found, lookback_since)
             _walk(r, found, lookback_since, skip_years=True)
         if full:
             _walk(r, found, None, skip_years=True)

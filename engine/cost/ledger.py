@@ -190,6 +190,7 @@ class Ledger:
         self._knew: dict[str, array] = {}               # keys of the paths added on top of _kdata
         self._kadded: list = []                         # key lists added this run (for _kbits)
         self._shards: dict[int, dict[str, Any]] = {}
+        self._row_index: dict[str, dict[int, list]] = {}  # path -> key hash -> Claude row (see _claude_row_by_hash)
         self._dirty_shards: set[int] = set()
         # totals: ``raw`` = per-key sums over the files (stat order), before dups and rounding;
         # ``total`` = the result.  Kept incrementally: keys in ``_stale`` are re-summed from the
@@ -497,6 +498,7 @@ class Ledger:
 
     def remove(self, path: str) -> None:
         """Forget ``path`` (deleted, rewritten or out of scope) and its keys."""
+        self._row_index.pop(path, None)
         if path not in self.stat:
             return
         self._load_keys()
@@ -629,10 +631,11 @@ class Ledger:
         self._dup_changed(dup)
 
     def _claude_row_by_hash(self, path: str, h: int) -> list | None:
-        for k, row in self.claude_rows(path)["rows"].items():
-            if key_hash(k) == h:
-                return row
-        return None
+        index = self._row_index.get(path)
+        if index is None:
+            # built once per file and scan: a resumed session shares many keys with its original
+            index = self._row_index[path] = {key_hash(k): row for k, row in self.claude_rows(path)["rows"].items()}
+        return index.get(h)
 
     def _link_codex(self, h: int, path: str, row: list) -> None:
         dup = self.dups.get(h)

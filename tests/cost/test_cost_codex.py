@@ -112,3 +112,16 @@ def test_unresolved_fork_counts_only_growth(logs: LogHome) -> None:
     ])
     (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=None)
     assert (codex["totals"]["inputTokens"], codex["totals"]["outputTokens"]) == (10, 6)
+
+
+def test_date_folders_are_found_by_listing_not_probing(tmp_path) -> None:
+    from engine.cost.codex import _date_dirs
+
+    for rel in ("2026/06/14", "2026/06/15", "2026/07/01", "2026/02/30", "2026/6/16", "2026/06/xx", "2025/12/31",
+                "2026/06/15a", "notes"):
+        (tmp_path / rel).mkdir(parents=True)
+    (tmp_path / "2026" / "06" / "13").write_text("a file, not a folder")
+    got = _date_dirs(str(tmp_path), "2025-12-31", "2026-06-30")
+    assert [d for d, _ in got] == ["2025-12-31", "2026-06-14", "2026-06-15"]
+    assert got[1][1] == str(tmp_path / "2026" / "06" / "14")
+    assert _date_dirs(str(tmp_path / "missing"), "2026-01-01", "2026-12-31") == []

@@ -219,20 +219,78 @@ def corpus(bench: Path, size: str, seed: int) -> Path:
     return home
 
 
-def new_sessions(bench: Path) -> list[tuple[Path, str]]:
-    """One Claude and one Codex session from a tiny corpus with another seed: (source, relative target)."""
-    extra = bench / "extra-sessions"
+def new_sessions(bench: Path, end_date: str) -> dict[str, tuple[Path, str]]:
+    """One Claude and one Codex session from a tiny corpus with another seed, dated like the big
+    corpus's last day: kind -> (source, target relative to the corpus HOME)."""
+    extra = bench / f"extra-sessions-{end_date}"
     if not (extra / "cost-corpus-manifest.json").exists():
         if extra.exists():
             shutil.rmtree(extra)
         subprocess.run([sys.executable, str(GEN), "--home", str(extra), "--size", "400KB", "--seed", "4242",
-                        "--end-date", END_DATE, "--days", "1", "--archived-share", "0", "--config-claude-share", "0",
+                        "--end-date", end_date, "--days", "1", "--archived-share", "0", "--config-claude-share", "0",
                         "--resume-rate", "0", "--subagent-rate", "0"], check=True, stdout=subprocess.DEVNULL)
     claude = sorted((extra / ".claude" / "projects").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
     codex = sorted((extra / ".codex" / "sessions").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
     pick_claude, pick_codex = claude[len(claude) // 2], codex[len(codex) // 2]
-    return [(pick_claude, str(Path(".claude/projects/-bench-new") / pick_claude.name)),
-            (pick_codex, str(pick_codex.relative_to(extra)))]
+    return {"claude": (pick_claude, str(Path(".claude/projects/-bench-new") / pick_claude.name)),
+            "codex": (pick_codex, str(pick_codex.relative_to(extra)))}
+
+
+GROW_BYTES = 256 << 10
+
+
+def grow_targets(home: Path) -> list[Path]:
+    """A median-size Claude and Codex session of the corpus: the ones the "grow" run appends to."""
+    out = []
+    for sub in (".claude/projects", ".codex/sessions"):
+        files = sorted((home / sub).rglob("*.jsonl"), key=lambda p: (p.stat().st_size, str(p)))
+        out.append(files[len(files) // 2])
+    return out
+
+
+def _restore(cache: Path, snapshot: Path) -> None:
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.copytree(snapshot, cache)
+
+
+def rescans(home: Path, cache: Path, snapshot: Path, days: int, adds: dict[str, tuple[Path, str]]) -> dict:
+    """Scan work after each change, each time from the same warm cache (``snapshot``)."""
+    out = {}
+    for name, kinds in (("new_claude", ["claude"]), ("new_codex", ["codex"]), ("new_both", ["claude", "codex"])):
+        _restore(cache, snapshot)
+        placed = []
+        try:
+            for kind in kinds:
+                src, rel = adds[kind]
+                (home / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, home / rel)
+                placed.append(home / rel)
+            out[name] = ours(home, cache, days)
+        finally:
+            for p in placed:
+                p.unlink()
+            if (home / ".claude/projects/-bench-new").exists():
+                (home / ".claude/projects/-bench-new").rmdir()
+    # an active session grows: append ~256 KiB of complete lines (its own last ones again) to a
+    # Claude and a Codex session, then put the files back as they were (bytes and mtime)
+    _restore(cache, snapshot)
+    saved = []
+    try:
+        for path in grow_targets(home):
+            st = path.stat()
+            data = path.read_bytes()
+            cut = data.rfind(b"\n", 0, max(0, len(data) - GROW_BYTES)) + 1
+            saved.append((path, st.st_size, st.st_atime_ns, st.st_mtime_ns))
+            with open(path, "ab") as f:
+                f.write(data[cut:])
+        out["grow"] = ours(home, cache, days)
+    finally:
+        for path, size, atime, mtime in saved:
+            with open(path, "r+b") as f:
+                f.truncate(size)
+            os.utime(path, ns=(atime, mtime))
+    _restore(cache, snapshot)
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -266,16 +324,17 @@ def main() -> None:
     bench.mkdir(parents=True, exist_ok=True)
     home = corpus(bench, args.size, args.seed)
     manifest = json.loads((home / "cost-corpus-manifest.json").read_text())
-    adds = new_sessions(bench)
+    adds = new_sessions(bench, manifest["end_date"])
     cache = bench / "scan-cache"
-    add_bytes = sum(src.stat().st_size for src, _ in adds)
+    snapshot = bench / "scan-cache-warm"
     print(f"corpus {home}: {manifest['total_bytes'] / 2**20:.0f} MiB, "
-          f"{manifest['stats']['claude_files'] + manifest['stats']['codex_files']} files; "
-          f"appended session(s): {add_bytes / 1024:.0f} KiB; runs={args.runs}", file=sys.stderr)
+          f"{manifest['stats']['claude_files'] + manifest['stats']['codex_files']} files; new sessions: "
+          + ", ".join(f"{k} {src.stat().st_size / 1024:.0f} KiB" for k, (src, _) in adds.items())
+          + f"; runs={args.runs}", file=sys.stderr)
 
     days_cli = cli_days(manifest, home)
-    res: dict[str, list[dict]] = {k: [] for k in ("cold", "warm", "append", "cli_cold", "cli_warm", "ccusage",
-                                                   "mem_cli", "mem_ccusage")}
+    res: dict[str, list[dict]] = {k: [] for k in ("cold", "warm", "new_claude", "new_codex", "new_both", "grow",
+                                                   "cli_cold", "cli_warm", "ccusage", "mem_cli", "mem_ccusage")}
     background: list[float] = []
     for i in range(args.runs):
         background.append(wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else _cpu_busy(0.5))
@@ -283,15 +342,10 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         res["cold"].append(ours(home, cache, args.days))
         res["warm"].append(ours(home, cache, args.days))
-        for src, rel in adds:
-            (home / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, home / rel)
-        try:
-            res["append"].append(ours(home, cache, args.days))
-        finally:
-            for _, rel in adds:
-                (home / rel).unlink()
-            (home / ".claude/projects/-bench-new").rmdir()
+        shutil.rmtree(snapshot, ignore_errors=True)
+        shutil.copytree(cache, snapshot)
+        for name, r in rescans(home, cache, snapshot, args.days, adds).items():
+            res[name].append(r)
         # wall time of the real command next to ccusage's
         if args.quiet_wait > 0:
             wait_quiet(args.quiet_wait)
@@ -319,13 +373,20 @@ def main() -> None:
     print(f"| engine cold (empty cache): `engine cost --format json` | {m('cold', 'scan_s'):.3f} | "
           f"{m('cli_cold', 'wall_s'):.3f} | {m('mem_cli', 'peak_pss_mb'):.0f} | {m('mem_cli', 'peak_rss_mb'):.0f} |")
     print(f"| engine warm (nothing changed) | {m('warm', 'scan_s'):.3f} | {m('cli_warm', 'wall_s'):.3f} | | |")
-    print(f"| engine after adding 1 Claude + 1 Codex session | {m('append', 'scan_s'):.3f} | | | |")
+    print(f"| engine after one new Claude session | {m('new_claude', 'scan_s'):.3f} | | | |")
+    print(f"| engine after one new Codex session | {m('new_codex', 'scan_s'):.3f} | | | |")
+    print(f"| engine after one new Claude and one new Codex session | {m('new_both', 'scan_s'):.3f} | | | |")
+    print(f"| engine after a Claude and a Codex session grew by {GROW_BYTES >> 10} KiB each | "
+          f"{m('grow', 'scan_s'):.3f} | | | |")
     if res["ccusage"]:
         print(f"| ccusage daily --offline --json | — | {m('ccusage', 'wall_s'):.3f} | "
               f"{m('mem_ccusage', 'peak_pss_mb'):.0f} | {m('mem_ccusage', 'peak_rss_mb'):.0f} |")
     cold_s = m("cold", "scan_s")
+    one = max(m("new_claude", "scan_s"), m("new_codex", "scan_s"))
     print(f"\nscan work: warm / cold = {m('warm', 'scan_s') / cold_s:.3%} ({m('warm', 'scan_s') * 1000:.1f} ms); "
-          f"append / cold = {m('append', 'scan_s') / cold_s:.2%} ({m('append', 'scan_s') * 1000:.1f} ms)")
+          f"one new session / cold = {one / cold_s:.2%} ({one * 1000:.1f} ms, the slower of Claude and Codex); "
+          f"two new sessions / cold = {m('new_both', 'scan_s') / cold_s:.2%}; "
+          f"two sessions grown / cold = {m('grow', 'scan_s') / cold_s:.2%}")
     if res["ccusage"]:
         ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(res["cli_cold"], res["ccusage"])]
         print(f"engine cold wall / ccusage wall = {m('cli_cold', 'wall_s') / m('ccusage', 'wall_s'):.2f} "

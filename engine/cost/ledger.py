@@ -188,6 +188,8 @@ class Ledger:
         self._kbits: bytearray | None = None
         self._kover: dict[int, str] = {}                # keymap assignments made on top of _kdata
         self._knew: dict[str, array] = {}               # keys of the paths added on top of _kdata
+        self._kdropped: set[str] = set()                # stored paths whose stored keys are gone
+        self._kextra: dict[str, array] = {}             # keys appended to a stored path (Codex)
         self._kadded: list = []                         # key lists added this run (for _kbits)
         self._shards: dict[int, dict[str, Any]] = {}
         self._row_index: dict[str, dict[int, list]] = {}  # path -> key hash -> Claude row (see _claude_row_by_hash)
@@ -327,10 +329,14 @@ class Ledger:
             data.frombytes(self._kdata)
             pos = 0
             update = keymap.update
+            dropped, extra = self._kdropped, self._kextra
             for path in self._kpaths:
                 n = data[pos]
-                hs = keys[path] = data[pos + 1:pos + 1 + n]
-                update(zip(hs, itertools.repeat(path)))
+                if path not in dropped:
+                    hs = keys[path] = data[pos + 1:pos + 1 + n]
+                    if path in extra:
+                        hs.extend(extra[path])
+                    update(zip(hs, itertools.repeat(path)))
                 pos += 1 + n
             if pos != len(data):
                 raise CacheInvalid
@@ -340,6 +346,7 @@ class Ledger:
         keymap.update(self._kover)
         self._keys, self._keymap = keys, keymap
         self._kdata, self._kstarts, self._kover, self._knew = None, None, {}, {}
+        self._kdropped, self._kextra = set(), {}
 
     def _owner(self, h: int) -> str | None:
         """A path holding key hash ``h`` (as ``_keymap.get(h)``; the last one in file order)."""
@@ -353,14 +360,9 @@ class Ledger:
             return None
         data = self._kdata
         assert data is not None
-        if self._kstarts is None:
-            counts = array("q")
-            counts.frombytes(data)
-            starts, pos = [], 0
-            for _ in self._kpaths:
-                starts.append(pos)
-                pos += 1 + counts[pos]
-            self._kstarts = starts
+        self._starts()
+        assert self._kstarts is not None
+        dropped = self._kdropped
         pat = array("q", [h]).tobytes()
         end = len(data)
         while True:
@@ -372,8 +374,43 @@ class Ledger:
                 continue
             slot = at // 8
             j = bisect.bisect_right(self._kstarts, slot) - 1
-            if self._kstarts[j] != slot:  # a hash, not a count
+            if self._kstarts[j] != slot and self._kpaths[j] not in dropped:  # a hash (not a count) still held
                 return self._kpaths[j]
+
+    def _starts(self) -> list[int]:
+        """Where each stored path's ``[n, hashes...]`` starts in ``_kdata`` (in 8-byte slots)."""
+        if self._kstarts is None:
+            assert self._kdata is not None
+            counts = array("q")
+            counts.frombytes(self._kdata)
+            starts, pos = [], 0
+            for _ in self._kpaths:
+                starts.append(pos)
+                pos += 1 + counts[pos]
+            self._kstarts = starts
+        return self._kstarts
+
+    def _stored_keys(self, path: str) -> array:
+        """The key hashes stored for ``path`` (empty if it has none, or they are gone)."""
+        out = array("q")
+        if path in self._kdropped or self._kdata is None:
+            return out
+        try:
+            j = self._kpaths.index(path)
+        except ValueError:
+            return out
+        start = self._starts()[j]
+        data = self._kdata
+        n = int.from_bytes(data[start * 8:start * 8 + 8], "little", signed=True)
+        out.frombytes(data[(start + 1) * 8:(start + 1 + n) * 8])
+        return out
+
+    def _unown(self, h: int, path: str) -> None:
+        """``path`` no longer holds ``h`` (a key of no dup: nothing else holds it either)."""
+        km = self._keymap if self._keymap is not None else self._kover
+        if km.get(h) == path:
+            del km[h]
+        # (keys only as stored: ``path`` is dropped, so _owner skips its stored copy of ``h``)
 
     def _set_owner(self, h: int, path: str) -> None:
         if self._keymap is not None:
@@ -421,9 +458,6 @@ class Ledger:
             path = self._p(f"cost-{self.kind}-files-{b:02d}.json")
             if sh:
                 atomic_write(path, msgspec.json.encode({"gen": gen, "files": sh}))
-        if self._keys is None and self._kdata is not None and \
-                list(self.stat)[len(self._kpaths):] != list(self._knew):
-            self._load_keys()  # (not reached: files are only added at the end while keys are light)
         if self._keys is not None or self._kdata is not None:
             bits = self._kbits
             fresh = bits is None
@@ -442,7 +476,9 @@ class Ledger:
                 body = data.tobytes()
                 if fresh:
                     _mark(bits, data)  # (the counts too: a few harmless extra marks)
-            else:  # only added files: they follow the stored ones in file order
+            elif (not self._kdropped and not self._kextra
+                    and list(self.stat)[len(self._kpaths):] == list(self._knew)):
+                # only added files: they follow the stored ones in file order
                 data = array("q")
                 for hs in self._knew.values():
                     data.append(len(hs))
@@ -453,6 +489,37 @@ class Ledger:
                 self._kdata, self._kstarts = body, None
                 self._kpaths.extend(self._knew)
                 self._knew = {}
+            else:  # files replaced or extended too: each file's keys in file order, stored ones copied
+                assert self._kdata is not None
+                stored = self._kdata
+                starts = self._starts()
+                index = {p: j for j, p in enumerate(self._kpaths)}
+                parts: list[bytes] = []
+                for path in self.stat:
+                    hs = self._knew.get(path)
+                    if hs is None:
+                        j = index.get(path)
+                        if j is None or path in self._kdropped:
+                            hs = array("q")
+                        else:
+                            start = starts[j]
+                            n = int.from_bytes(stored[start * 8:start * 8 + 8], "little", signed=True)
+                            extra = self._kextra.get(path)
+                            if extra is None:
+                                parts.append(stored[start * 8:(start + 1 + n) * 8])
+                                continue
+                            hs = array("q")
+                            hs.frombytes(stored[(start + 1) * 8:(start + 1 + n) * 8])
+                            hs.extend(extra)
+                    parts.append(array("q", [len(hs)]).tobytes() + hs.tobytes())
+                body = b"".join(parts)
+                if fresh:
+                    data = array("q")
+                    data.frombytes(body)
+                    _mark(bits, data)
+                self._kdata, self._kstarts = body, None
+                self._kpaths = list(self.stat)
+                self._knew, self._kdropped, self._kextra = {}, set(), {}
             self._kbits, self._kadded = bits, []
             head = array("q", [gen, len(self.stat), KEYSLOTS])
             atomic_write(self._p(f"cost-{self.kind}-keys.bin"), head.tobytes() + bytes(bits) + body)
@@ -501,15 +568,20 @@ class Ledger:
         self._row_index.pop(path, None)
         if path not in self.stat:
             return
-        self._load_keys()
-        assert self._keys is not None and self._keymap is not None
-        hs = self._keys.pop(path, array("q"))
+        if self._keys is not None:
+            hs = self._keys.pop(path, array("q"))
+        else:  # keys still as stored: take this file's from the blob, no per-key work for the others
+            self._read_keys()
+            hs = self._stored_keys(path)
+            hs.extend(self._kextra.pop(path, array("q")))
+            hs.extend(self._knew.pop(path, array("q")))
+            if path in self._kpaths:
+                self._kdropped.add(path)
         dups = self.dups
         for h in hs:
             dup = dups.get(h)
             if dup is None:
-                if self._keymap.get(h) == path:
-                    del self._keymap[h]
+                self._unown(h, path)
                 continue
             self._dup_changed(dup)
             if self.kind == "claude":
@@ -522,9 +594,9 @@ class Ledger:
             if len(left) <= 1:
                 del dups[h]
             if left:
-                self._keymap[h] = left[0]
+                self._set_owner(h, left[0])
             else:
-                self._keymap.pop(h, None)
+                self._unown(h, path)
         fb = fshard_of(path)
         old = self.meta(path)
         del self._fsh[fb][path]
@@ -600,15 +672,21 @@ class Ledger:
 
     def extend_codex(self, path: str, meta: dict[str, Any], new_rows: list, new_keys: list[int]) -> None:
         """Appended Codex bytes: ``meta`` already holds the merged ``agg``; link the new keys."""
-        self._load_keys()
-        assert self._keys is not None
+        self._read_keys()
         old = self.meta(path)
         if old is not None:
             self.skipped -= old.get("skipped", 0) + old.get("tail_bad", 0)
             self._agg_changed(old["agg"], True)
         self._set_meta(path, meta)
         self._agg_changed(meta["agg"], True)
-        self._keys.setdefault(path, array("q")).extend(new_keys)
+        if self._keys is not None:
+            self._keys.setdefault(path, array("q")).extend(new_keys)
+        elif path in self._knew:
+            self._knew[path].extend(new_keys)
+        elif path in self._kpaths and path not in self._kdropped:
+            self._kextra.setdefault(path, array("q")).extend(new_keys)
+        else:
+            self._knew[path] = array("q", new_keys)
         self._kadded.append(new_keys)
         for row, h in zip(new_rows, new_keys):
             self._link_codex(h, path, row)

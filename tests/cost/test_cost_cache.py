@@ -289,3 +289,41 @@ def test_codex_row_keys_keep_their_persisted_form() -> None:
     assert codex_row_keys("session:s", rows) == expected
     assert [codex_row_key("session:s", r) for r in rows] == expected
     assert expected[0] != expected[1]
+
+
+def _stored_keys(cache: Path, kind: str) -> dict[str, list[int]]:
+    from engine.cost.ledger import Ledger
+    from engine.cost.scanner import tz_key
+
+    led = Ledger.load(kind, cache / "cost-usage", tz_key(timezone.utc))
+    led._load_keys()
+    assert led._keys is not None
+    return {p: sorted(hs) for p, hs in led._keys.items()}
+
+
+def test_changes_keep_the_stored_keys_exact(logs: LogHome, tmp_path: Path) -> None:
+    """Removals, rewrites, Claude appends and Codex extensions update the stored key hashes in
+    place (without loading every key): after each round they must equal a cold scan's, and the
+    totals a scan without cache."""
+    X2 = ".codex/sessions/2026/06/15/rollout-2026-06-15T10-00-00-y.jsonl"
+    base(logs)
+    logs.write(".claude/projects/p/c.jsonl", [claude_line(mid="m1", rid="r1", inp=1, cr=10, cc=5, out=2),
+                                              claude_line(mid="m5", rid="r5", inp=4, out=4)])   # shares m1 with A
+    logs.write(X2, [codex_meta("2026-06-15T10:00:00Z", "y"), codex_turn("2026-06-15T10:00:00Z", "gpt-5"),
+                    codex_tokens("2026-06-15T10:01:00Z", (10, 0, 1), (10, 0, 1))])
+    scan(logs, logs.cache)
+    rounds = [
+        lambda: logs.append(A, [claude_line(mid="m6", rid="r6", inp=2, out=2)]),               # Claude append
+        lambda: logs.append(X, [codex_tokens("2026-06-15T09:05:00Z", (150, 60, 20), (50, 10, 10))]),  # extend
+        lambda: logs.write(B, [claude_line(mid="m7", rid="r7", inp=3, out=3)]),                # rewrite
+        lambda: (logs.home / A).unlink(),                                                        # remove (dup owner)
+        lambda: logs.write(".claude/projects/p/d.jsonl", [claude_line(mid="m5", rid="r5", inp=4, out=9)]),  # add dup
+        lambda: (logs.home / X2).unlink(),
+    ]
+    for i, change in enumerate(rounds):
+        change()
+        assert strip(scan(logs, logs.cache)) == strip(scan(logs, None)), f"round {i}"
+        fresh = tmp_path / f"fresh{i}"
+        scan(logs, fresh)
+        for kind in ("claude", "codex"):
+            assert _stored_keys(logs.cache, kind) == _stored_keys(fresh, kind), f"round {i}: {kind}"

@@ -257,9 +257,7 @@ class Ledger:
                 except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError) as exc:
                     raise CacheInvalid from exc
             # (the counts add up to the number of files, and every entry is a listed file)
-            stat = self.stat
-            if (type(sh) is not dict or len(sh) != self.fshard_n[b]
-                    or not all(p in stat and fshard_of(p) == b for p in sh)):
+            if type(sh) is not dict or len(sh) != self.fshard_n[b] or not sh.keys() <= self.stat.keys():
                 raise CacheInvalid
             self._fsh[b] = sh
         return sh

@@ -9,10 +9,13 @@ from __future__ import annotations
 import gc
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from .report import build_payload, error_payload
 from .scanner import scan_kinds
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["scan_cost", "SUPPORTED", "window"]
 
@@ -29,7 +32,7 @@ def window(days: int, now: datetime, tz: tzinfo) -> tuple[int, str, str]:
 
 def scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str, str], now: datetime,
               tz: tzinfo, cache_dir: Path | None, refresh: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> list[dict]:
+              progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """One CodexBar-compatible cost payload (CONTRACT §3) per provider in `providers` (codex|claude|vertexai).
 
     ``progress(done_bytes, total_bytes)`` is called while log files are parsed (one sequence
@@ -51,7 +54,7 @@ def scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str, 
 
 def _scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str, str], now: datetime,
                tz: tzinfo, cache_dir: Path | None, refresh: bool,
-               progress: Callable[[int, int], None] | None) -> list[dict]:
+               progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
     days, since, until = window(days, now, tz)
     scan_since = (datetime.fromisoformat(since) - timedelta(days=1)).date().isoformat()
     scan_until = (datetime.fromisoformat(until) + timedelta(days=1)).date().isoformat()
@@ -64,7 +67,7 @@ def _scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str,
     # all kinds in one go: one process pool parses the Codex and Claude logs together
     ledgers = scan_kinds(kinds, home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
                          cache_dir=cdir, refresh=refresh, progress=progress) if kinds else {}
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for provider in providers:
         if provider not in SUPPORTED:
             out.append(error_payload(provider, now, f"Cost summary is not supported for {provider}.", code=3))

@@ -15,12 +15,16 @@ import itertools
 import os
 from datetime import tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Mapping, Optional
 
 import msgspec
 
 from . import pricing
 from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
+
+if TYPE_CHECKING:
+    from .jsonl import Row
+    from .pricing import ClaudeRates
 
 MAX_LINE = 512 * 1024
 MARK = b'"type":"assistant"'
@@ -97,7 +101,7 @@ def _has_vertex_metadata(obj: Any) -> bool:
     return False
 
 
-def is_vertex_entry(obj: dict, message: dict, raw: bytes | None = None) -> bool:
+def is_vertex_entry(obj: dict[str, Any], message: dict[str, Any], raw: bytes | None = None) -> bool:
     """CodexBar's Vertex AI tag: ``_vrtx_`` ids, ``claude-…@version`` models, or Vertex/GCP metadata.
 
     ``raw`` (the line's bytes) lets the metadata walk be skipped when neither ``vertex`` nor
@@ -121,7 +125,7 @@ def is_vertex_entry(obj: dict, message: dict, raw: bytes | None = None) -> bool:
     return _has_vertex_metadata(obj)
 
 
-def _line_has_vertex_metadata(raw: bytes | bytearray, obj: dict | None) -> bool:
+def _line_has_vertex_metadata(raw: bytes | bytearray, obj: dict[str, Any] | None) -> bool:
     """The metadata part of :func:`is_vertex_entry` for one line (``obj`` = it parsed, if at hand).
 
     The walk over the parsed line is skipped when neither ``vertex`` nor ``gcp`` occurs in it
@@ -179,9 +183,9 @@ class _ClaudeParse:
         self.keyer = DayKeyer.for_tz(tz)
         self.hours = self.keyer.hours
         self.models: dict[str, str] = {}     # raw model -> normalised
-        self.rates: dict[str, tuple] = {}    # normalised model -> (rates|None, needs timestamp)
-        self.rows: dict[str, list] = {}
-        self.unkeyed: list[list] = []
+        self.rates: dict[str, tuple[ClaudeRates | None, bool]] = {}  # normalised model -> (rates|None, needs timestamp)
+        self.rows: dict[str, Row] = {}
+        self.unkeyed: list[Row] = []
         self.skipped = 0
 
     def block(self, buf: Buffer, start: int, end: int) -> None:
@@ -254,7 +258,7 @@ class _ClaudeParse:
                         as_int(uget("cache_read_input_tokens")), as_int(uget("output_tokens")), cc1h,
                         side is True or (type(side) in (int, float) and bool(side)), mget("id"), get("requestId"))
 
-    def add(self, raw: bytes | bytearray, obj: dict | None, ts: str, model: str, inp: int, cc: int, cr: int,
+    def add(self, raw: bytes | bytearray, obj: dict[str, Any] | None, ts: str, model: str, inp: int, cc: int, cr: int,
             out: int, cc1h: int, side: bool, mid: Any, rid: Any) -> bool:
         """Count one assistant message: token counts already clamped (>= 0, ``cc1h <= cc``);
         ``obj`` = the parsed line, or None to parse it if needed.
@@ -321,7 +325,7 @@ class _ClaudeParse:
             row[R_COST] = cost_with(rates, row[R_IN], row[R_CR], row[R_CC], row[R_CC1H], row[R_OUT], epoch)
 
 
-def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict:
+def parse_claude_file(path: str, offset: int, tz: tzinfo) -> dict[str, Any]:
     """Parse ``path`` from byte ``offset``.
 
     Returns ``{"rows": {key: row}, "unkeyed": [row], "skipped": n, "tail_bad": 0|1, "offset": n}``

@@ -14,7 +14,7 @@ ALL = ("codex", "claude")          # `all`/`both`: the providers CodexBar's `cos
 PROGRESS_MIN_BYTES = 64 << 20      # only a cold scan of a large history shows a bar
 
 
-def _days(value: str) -> int:
+def _days(value: str | int) -> int:
     try:
         n = int(value)
     except (TypeError, ValueError):
@@ -78,7 +78,7 @@ def _progress_bar(stderr: TextIO, enabled: bool) -> Iterator[Callable[[int, int]
                            auto_refresh=False)
             bar.start()
             task = bar.add_task("scan", total=total)
-        bar.update(task, completed=done, total=total)
+        bar.update(task, completed=done, total=total)  # type: ignore[arg-type]  # (task is set together with bar)
         bar.refresh()
 
     try:

@@ -14,12 +14,16 @@ import os
 import re
 from datetime import date, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import msgspec
 
 from . import pricing
 from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
+
+if TYPE_CHECKING:
+    from .jsonl import Row
+    from .pricing import CodexRates
 
 MAX_LINE = 256 * 1024
 LOOKBACK_DAYS = 30
@@ -179,22 +183,25 @@ def _totals(d: Any) -> tuple[int, int, int] | None:
             o if type(o) is int and o > 0 else as_int(o))
 
 
-def _sub(a, b):
+def _sub(a: tuple[int, int, int], b: tuple[int, int, int] | None) -> tuple[int, int, int]:
     if b is None:
         return a
     return (max(0, a[0] - b[0]), max(0, a[1] - b[1]), max(0, a[2] - b[2]))
 
 
-def _add(a, b):
+def _add(a: tuple[int, int, int] | None, b: tuple[int, int, int]) -> tuple[int, int, int]:
     if a is None:
         return b
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 
-def _divergent(raw, counted, cur):
+def _divergent(raw: tuple[int, int, int] | None, counted: tuple[int, int, int] | None,
+               cur: tuple[int, int, int]) -> tuple[int, int, int]:
     raw = raw or (0, 0, 0)
     counted = counted or (0, 0, 0)
-    return tuple(max(0, c - r) if c >= r else max(0, c - k) for r, k, c in zip(raw, counted, cur))
+    # (three items: a zip of three triples)
+    return tuple(max(0, c - r) if c >= r else max(0, c - k)  # type: ignore[return-value]
+                 for r, k, c in zip(raw, counted, cur))
 
 
 def _str(*vals: Any) -> str | None:
@@ -268,11 +275,11 @@ class _CodexParse:
     def __init__(self, tz: tzinfo, state: dict[str, Any], forks_resolved: bool):
         self.keyer = DayKeyer.for_tz(tz)
         self.hours = self.keyer.hours
-        self.models: dict[str, tuple] = {}   # raw model -> (normalised, rates|None)
+        self.models: dict[str, tuple[str, CodexRates | None]] = {}   # raw model -> (normalised, rates|None)
         #: called after every token_count event with its timestamp (parent_totals_at's snapshots)
         self.snap: Callable[[Any], None] | None = None
         self.s = state
-        self.rows: list[list] = []
+        self.rows: list[Row] = []
         self.skipped = 0
         self.forks_resolved = forks_resolved
         for k in ("prev", "raw", "inh", "rem", "wm"):
@@ -322,7 +329,7 @@ class _CodexParse:
         return _CANDIDATE.search(raw) is not None
 
     # -- JSON level
-    def line(self, raw: bytes) -> bool:
+    def line(self, raw: bytes | bytearray) -> bool:
         try:
             obj = msgspec.json.decode(raw)
         except msgspec.DecodeError:
@@ -366,7 +373,7 @@ class _CodexParse:
                 s["fork_done"] = True
         return True
 
-    def token_line(self, raw: bytes) -> bool:
+    def token_line(self, raw: bytes | bytearray) -> bool:
         """:meth:`line` for a line holding ``"type":"token_count"``: the typed decoder reads only
         the fields a token count needs (not the rate limits); anything else goes to :meth:`line`."""
         try:
@@ -402,7 +409,7 @@ class _CodexParse:
             self.snap(ts)
         return True
 
-    def token_count(self, obj: dict, payload: dict) -> None:
+    def token_count(self, obj: dict[str, Any], payload: dict[str, Any]) -> None:
         info = payload.get("info")
         ts = obj.get("timestamp")
         if type(info) is not dict or type(ts) is not str:
@@ -424,6 +431,7 @@ class _CodexParse:
         """One token_count event: the counted delta (CodexBar's rules) becomes a row."""
         s = self.s
         raw = s["raw"]
+        delta: tuple[int, int, int] | None
         if (total is not None and last is not None and raw is not None and s["rem"] is None
                 and s["inh"] is None and s["fork"] is None and not s["div"] and not s["unres"]):
             # the common case, unrolled (same result as the `last is not None` branch below): an
@@ -521,7 +529,7 @@ class _CodexParse:
 
 
 def parse_codex_file(path: str, offset: int, tz: tzinfo, state: dict[str, Any] | None,
-                     forks_resolved: bool = False) -> dict:
+                     forks_resolved: bool = False) -> dict[str, Any]:
     """Parse ``path`` from ``offset`` continuing ``state`` (``None`` = fresh file).
 
     Raises ``NeedsFork`` for a forked session whose parent baseline is not resolved yet

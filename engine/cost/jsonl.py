@@ -25,7 +25,14 @@ import os
 import re
 import time
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, ClassVar, Literal
+
+    #: a usage row as the parsers make it: a plain list of mixed types (layouts in claude.py, codex.py)
+    Row = list[Any]
 
 CHUNK = 8 << 20          # read buffer (reused per process); files up to this size are read in one go
 SIG_EDGE = 1024
@@ -176,7 +183,7 @@ def _sig_windows(offset: int) -> list[tuple[int, int]]:
             + [(offset - SIG_EDGE, SIG_EDGE)])
 
 
-def _sig_digest(offset: int, parts: list[bytes]) -> str:
+def _sig_digest(offset: int, parts: Sequence[bytes | bytearray | memoryview]) -> str:
     return hashlib.blake2b(offset.to_bytes(8, "little") + b"".join(parts), digest_size=8).hexdigest()
 
 
@@ -195,7 +202,7 @@ def file_signature(path: str, offset: int) -> str:
     return _sig_digest(offset, parts)
 
 
-def buffer_signature(data: memoryview | mmap.mmap | bytes, offset: int) -> str:
+def buffer_signature(data: memoryview | mmap.mmap | bytes | bytearray, offset: int) -> str:
     """:func:`file_signature` of bytes already in memory (``data`` = the file from offset 0)."""
     return _sig_digest(offset, [data[at:at + n] for at, n in _sig_windows(offset)])
 
@@ -227,7 +234,7 @@ class DayKeyer:
     """
 
     __slots__ = ("tz", "hours")
-    _shared: dict = {}
+    _shared: ClassVar[dict[tzinfo, DayKeyer]] = {}
 
     def __init__(self, tz: tzinfo):
         self.tz = tz
@@ -271,7 +278,7 @@ class DayKeyer:
     def day(self, ts: str) -> str | None:
         if len(ts) >= 20 and ts[10] == "T":
             h = ts[:13]
-            d = self.hours.get(h, 0)
+            d: str | Literal[0] | None = self.hours.get(h, 0)
             if d == 0:
                 d = self._hour(h)
             if d is not None and ZULU_REST.fullmatch(ts, 13):

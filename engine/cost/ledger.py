@@ -39,12 +39,20 @@ import os
 import zlib
 from array import array
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import msgspec
 
 from . import pricing
 from .jsonl import key_hash
+
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from .jsonl import Row
+
+    #: per-key sums: [input, cache_read, cache_create, output, cost, unpriced_rows] (ints, cost a float)
+    Vec = list[Any]
 
 FORMAT = "engine-cost/4"  # /3: smaller file signatures; /4: fewer shards
 # Shard counts trade a cold scan, which writes every shard (creating and renaming a file costs
@@ -61,39 +69,39 @@ def _mark(slots: bytearray, values: Iterable[int]) -> None:
 VEC = 6  # input, cache_read, cache_create, output, cost, unpriced_rows
 
 
-def _zero() -> list:
+def _zero() -> Vec:
     return [0, 0, 0, 0, 0.0, 0]
 
 
-def _vec_add(a: list, b: Iterable, sign: int = 1) -> None:
+def _vec_add(a: Vec, b: Iterable[Any], sign: int = 1) -> None:
     for i, v in enumerate(b):
         a[i] += sign * v
 
 
-def claude_vec(row: list) -> tuple:
+def claude_vec(row: Row) -> tuple[int, int, int, int, float, int]:
     cost = row[7]
     return (row[2], row[3], row[4], row[6], cost or 0.0, 1 if cost is None else 0)
 
 
-def claude_aggkey(row: list) -> str:
+def claude_aggkey(row: Row) -> str:
     return f"{row[0]}|{row[1]}|{row[9]}"
 
 
-def codex_vec(row: list) -> tuple:
+def codex_vec(row: Row) -> tuple[int, int, int, int, float, int]:
     cost = row[7]
     return (row[4], row[5], 0, row[6], cost or 0.0, 1 if cost is None else 0)
 
 
-def codex_aggkey(row: list) -> str:
+def codex_aggkey(row: Row) -> str:
     return f"{row[2]}|{row[3]}|0"
 
 
-def codex_row_key(ident: str, row: list) -> int:
+def codex_row_key(ident: str, row: Row) -> int:
     """:func:`key_hash` of the row's identity and values, ``\\x1f``-joined after ``ident``."""
     return codex_row_keys(ident, [row])[0]
 
 
-def codex_row_keys(ident: str, rows: list) -> list[int]:
+def codex_row_keys(ident: str, rows: list[Row]) -> list[int]:
     """:func:`codex_row_key` of each row (the hash of ``ident`` is taken once)."""
     head = hashlib.blake2b(f"{ident}\x1f".encode(), digest_size=8)
     from_bytes = int.from_bytes
@@ -113,7 +121,7 @@ def fshard_of(path: str) -> int:
     return shard_of(path) % FSHARDS
 
 
-def _claude_rank(path: str, row: list) -> tuple:
+def _claude_rank(path: str, row: Row) -> tuple[int, int, bool, str]:
     return (-row[6], row[8], "/subagents/" in path, path)
 
 
@@ -165,7 +173,7 @@ class Ledger:
         self.kind = kind
         self.cache_dir = cache_dir
         self.tz_key = tz_key
-        self.stat: dict[str, list] = {}       # path -> [size, mtime_ns, ino, first_day, last_day]; file order
+        self.stat: dict[str, list[Any]] = {}  # path -> [size, mtime_ns, ino, first_day, last_day]; file order
         self.gen = 0
         self.keys_gen = 0
         self.dups_gen = 0
@@ -180,25 +188,25 @@ class Ledger:
         # key hashes: either all of them as dicts (``_keys``/``_keymap``, built when a file is
         # removed, replaced or extended), or -- when files are only added -- the stored blob
         # plus a byte map of the stored hashes (``_kdata``/``_kbits``), searched per new key
-        self._keys: dict[str, array] | None = None      # path -> key hashes
+        self._keys: dict[str, array[int]] | None = None  # path -> key hashes
         self._keymap: dict[int, str] | None = None      # hash -> a path holding it
         self._kdata: bytes | None = None                # stored [n, hashes...] per path of _kpaths
         self._kpaths: list[str] = []
         self._kstarts: list[int] | None = None
         self._kbits: bytearray | None = None
         self._kover: dict[int, str] = {}                # keymap assignments made on top of _kdata
-        self._knew: dict[str, array] = {}               # keys of the paths added on top of _kdata
+        self._knew: dict[str, array[int]] = {}          # keys of the paths added on top of _kdata
         self._kdropped: set[str] = set()                # stored paths whose stored keys are gone
-        self._kextra: dict[str, array] = {}             # keys appended to a stored path (Codex)
-        self._kadded: list = []                         # key lists added this run (for _kbits)
+        self._kextra: dict[str, array[int]] = {}        # keys appended to a stored path (Codex)
+        self._kadded: list[array[int] | list[int]] = []  # key lists added this run (for _kbits)
         self._shards: dict[int, dict[str, Any]] = {}
-        self._row_index: dict[str, dict[int, list]] = {}  # path -> key hash -> Claude row (see _claude_row_by_hash)
+        self._row_index: dict[str, dict[int, Row]] = {}  # path -> key hash -> Claude row (see _claude_row_by_hash)
         self._dirty_shards: set[int] = set()
         # totals: ``raw`` = per-key sums over the files (stat order), before dups and rounding;
         # ``total`` = the result.  Kept incrementally: keys in ``_stale`` are re-summed from the
         # files holding them, keys in ``_dirty`` are re-finished (dups, rounding).
-        self.raw: dict[str, list] | None = {}
-        self.total: dict[str, list] | None = {}
+        self.raw: dict[str, Vec] | None = {}
+        self.total: dict[str, Vec] | None = {}
         self._stale: set[str] = set()
         self._dirty: set[str] = set()
         self.skipped = 0
@@ -274,7 +282,7 @@ class Ledger:
     @property
     def files(self) -> dict[str, dict[str, Any]]:
         """Every entry, in file order (loads all metadata shards)."""
-        return {p: self.meta(p) for p in self.stat}
+        return {p: self.meta(p) for p in self.stat}  # type: ignore[misc]  # (never None: p is in stat)
 
     @property
     def dups(self) -> dict[int, Any]:
@@ -320,7 +328,7 @@ class Ledger:
             return
         self._read_keys()
         assert self._kdata is not None
-        keys: dict[str, array] = {}
+        keys: dict[str, array[int]] = {}
         keymap: dict[int, str] = {}
         try:
             data = array("q")
@@ -388,7 +396,7 @@ class Ledger:
             self._kstarts = starts
         return self._kstarts
 
-    def _stored_keys(self, path: str) -> array:
+    def _stored_keys(self, path: str) -> array[int]:
         """The key hashes stored for ``path`` (empty if it has none, or they are gone)."""
         out = array("q")
         if path in self._kdropped or self._kdata is None:
@@ -453,17 +461,18 @@ class Ledger:
         for b in sorted(self._dirty_fsh):
             sh = self._fsh[b]
             self.fshard_gen[b] = gen if sh else 0
-            path = self._p(f"cost-{self.kind}-files-{b:02d}.json")
+            fpath = self._p(f"cost-{self.kind}-files-{b:02d}.json")
             if sh:
-                atomic_write(path, msgspec.json.encode({"gen": gen, "files": sh}))
+                atomic_write(fpath, msgspec.json.encode({"gen": gen, "files": sh}))
         if self._keys is not None or self._kdata is not None:
             bits = self._kbits
             fresh = bits is None
-            if fresh:
+            if bits is None:
                 bits = bytearray(KEYSLOTS)
             else:
-                for hs in self._kadded:
-                    _mark(bits, hs)
+                for added in self._kadded:
+                    _mark(bits, added)
+            hs: array[int] | None
             if self._keys is not None:
                 data = array("q")
                 empty = array("q")
@@ -483,7 +492,7 @@ class Ledger:
                     data.extend(hs)
                 if fresh:
                     _mark(bits, data)
-                body = self._kdata + data.tobytes()
+                body = self._kdata + data.tobytes()  # type: ignore[operator]  # (_keys is None: _kdata is not)
                 self._kdata, self._kstarts = body, None
                 self._kpaths.extend(self._knew)
                 self._knew = {}
@@ -596,7 +605,7 @@ class Ledger:
             else:
                 self._unown(h, path)
         fb = fshard_of(path)
-        old = self.meta(path)
+        old: dict[str, Any] = self.meta(path)  # type: ignore[assignment]  # (path is in stat)
         del self._fsh[fb][path]
         self._dirty_fsh.add(fb)
         self.fshard_n[fb] -= 1
@@ -648,11 +657,13 @@ class Ledger:
                 km.update(zip(key_list, itertools.repeat(path)))
                 self.changed = True
                 return
+            owner: Callable[[int], str | None]
+            set_owner: Callable[[int, str], None]
             owner, set_owner = km.get, km.__setitem__
         else:
             owner, set_owner = self._owner, self._set_owner
         link = self._link_claude if claude else self._link_codex
-        row_list: list | None = None
+        row_list: list[Row] | None = None
         if type(rows) is not RawRows:
             row_list = list(rows["rows"].values()) if claude else rows
         for i, h in enumerate(key_list):
@@ -668,7 +679,7 @@ class Ledger:
             link(h, path, row_list[i])
         self.changed = True
 
-    def extend_codex(self, path: str, meta: dict[str, Any], new_rows: list, new_keys: list[int]) -> None:
+    def extend_codex(self, path: str, meta: dict[str, Any], new_rows: list[Row], new_keys: list[int]) -> None:
         """Appended Codex bytes: ``meta`` already holds the merged ``agg``; link the new keys."""
         self._read_keys()
         old = self.meta(path)
@@ -690,7 +701,7 @@ class Ledger:
             self._link_codex(h, path, row)
         self.changed = True
 
-    def _link_claude(self, h: int, path: str, row: list) -> None:
+    def _link_claude(self, h: int, path: str, row: Row) -> None:
         dup = self.dups.get(h)
         if dup is not None:
             dup[path] = row
@@ -706,14 +717,14 @@ class Ledger:
         dup = self.dups[h] = {other: other_row, path: row}
         self._dup_changed(dup)
 
-    def _claude_row_by_hash(self, path: str, h: int) -> list | None:
+    def _claude_row_by_hash(self, path: str, h: int) -> Row | None:
         index = self._row_index.get(path)
         if index is None:
             # built once per file and scan: a resumed session shares many keys with its original
             index = self._row_index[path] = {key_hash(k): row for k, row in self.claude_rows(path)["rows"].items()}
         return index.get(h)
 
-    def _link_codex(self, h: int, path: str, row: list) -> None:
+    def _link_codex(self, h: int, path: str, row: Row) -> None:
         dup = self.dups.get(h)
         if dup is not None:
             dup["files"].append(path)
@@ -727,7 +738,7 @@ class Ledger:
         self._dup_changed(dup)
 
     # ------------------------------------------------------------------ totals
-    def totals(self) -> dict[str, list]:
+    def totals(self) -> dict[str, Vec]:
         """``"day|model|vertex"`` -> [input, cache_read, cache_create, output, cost, unpriced_rows].
 
         Every key's sums are computed as by a full pass -- the files' ``agg`` in file order,
@@ -738,14 +749,14 @@ class Ledger:
         if self.total is None or self.raw is None:  # no usable sums: re-sum every key
             self._stale = set()
             only: set[str] | None = None
-            raw: dict[str, list] = {}
+            raw: dict[str, Vec] = {}
             for meta in self.files.values():
                 for k, v in meta["agg"].items():
                     a = raw.get(k)
                     if a is None:
                         raw[k] = a = _zero()
                     _vec_add(a, v)
-            total: dict[str, list] = {}
+            total: dict[str, Vec] = {}
         else:
             only = self._dirty
             raw, total = self.raw, self.total
@@ -759,7 +770,7 @@ class Ledger:
                     first, last = st[3], st[4]
                     if first is None or last < lo or first > hi:
                         continue
-                    for k, v in self.meta(path)["agg"].items():
+                    for k, v in self.meta(path)["agg"].items():  # type: ignore[index]  # (path is in stat)
                         if k in stale:
                             a = raw.get(k)
                             if a is None:
@@ -800,8 +811,9 @@ class Ledger:
         return self.skipped
 
 
-def aggregate_rows(rows: Iterable[list], aggkey, vec) -> dict[str, list]:
-    agg: dict[str, list] = {}
+def aggregate_rows(rows: Iterable[Row], aggkey: Callable[[Row], str],
+                   vec: Callable[[Row], Iterable[Any]]) -> dict[str, Vec]:
+    agg: dict[str, Vec] = {}
     for row in rows:
         k = aggkey(row)
         a = agg.get(k)
@@ -811,12 +823,12 @@ def aggregate_rows(rows: Iterable[list], aggkey, vec) -> dict[str, list]:
     return agg
 
 
-def aggregate_claude(rows: Iterable[list]) -> tuple[dict[str, list], list | None]:
+def aggregate_claude(rows: Iterable[Row]) -> tuple[dict[str, Vec], list[str] | None]:
     """``aggregate_rows(rows, claude_aggkey, claude_vec)`` and the rows' ``[first, last]`` day
     (``None`` without rows), in one pass; the sums are bit-identical (same additions, same order)."""
-    agg: dict[str, list] = {}
+    agg: dict[str, Vec] = {}
     get = agg.get
-    days = set()
+    days: set[str] = set()
     add_day = days.add
     for r in rows:
         day = r[0]
@@ -840,11 +852,11 @@ def aggregate_claude(rows: Iterable[list]) -> tuple[dict[str, list], list | None
     return agg, ([min(days), max(days)] if days else None)
 
 
-def aggregate_codex(rows: Iterable[list]) -> tuple[dict[str, list], list | None]:
+def aggregate_codex(rows: Iterable[Row]) -> tuple[dict[str, Vec], list[str] | None]:
     """``aggregate_rows(rows, codex_aggkey, codex_vec)`` and the rows' ``[first, last]`` day."""
-    agg: dict[str, list] = {}
+    agg: dict[str, Vec] = {}
     get = agg.get
-    days = set()
+    days: set[str] = set()
     add_day = days.add
     for r in rows:
         day = r[2]

@@ -12,9 +12,21 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    #: Codex prices per 1M tokens: (input, cache_read, output)
+    CodexPrices = tuple[float, float, float]
+    #: :func:`codex_rates`: (base prices, [(above_input_tokens, prices), ...])
+    CodexRates = tuple[CodexPrices, list[tuple[int, CodexPrices]]]
+    #: Claude prices per 1M tokens: (input, cache_read, cache_write, cache_write_1h, output)
+    ClaudePrices = tuple[float, float, float, float, float]
+    #: one Claude price entry: (base prices, [(above_prompt_tokens, prices), ...])
+    ClaudeEntryRates = tuple[ClaudePrices, list[tuple[int, ClaudePrices]]]
+    #: :func:`claude_rates`: (current entry, [(before_epoch, historical entry), ...])
+    ClaudeRates = tuple[ClaudeEntryRates, list[tuple[float, ClaudeEntryRates]]]
 
 PRICING_PATH = Path(__file__).with_name("pricing.json")
 
@@ -92,13 +104,13 @@ def normalize_claude_model(raw: str) -> str:
 # --------------------------------------------------------------------------- costs
 
 @lru_cache(maxsize=None)
-def _codex_rates(model: str) -> tuple | None:
+def _codex_rates(model: str) -> CodexRates | None:
     """``((p_in, p_cr, p_out), [(above_input_tokens, (p_in, p_cr, p_out)), ...])`` or ``None``."""
     entry = pricing_table()["codex"].get(model)
     if entry is None:
         return None
 
-    def rates(prices: dict[str, Any]) -> tuple:
+    def rates(prices: dict[str, Any]) -> CodexPrices:
         p_in = prices.get("input", entry["input"])
         p_cr = prices.get("cache_read", entry.get("cache_read"))
         if p_cr is None:
@@ -120,12 +132,12 @@ def codex_cost(model: str, input_tokens: int, cached_tokens: int, output_tokens:
     return codex_cost_with(r, input_tokens, cached_tokens, output_tokens)
 
 
-def codex_rates(model: str) -> tuple | None:
+def codex_rates(model: str) -> CodexRates | None:
     """The rates :func:`codex_cost_with` takes for a normalised model (``None`` = unpriced)."""
     return _codex_rates(model)
 
 
-def codex_cost_with(r: tuple, input_tokens: int, cached_tokens: int, output_tokens: int) -> float:
+def codex_cost_with(r: CodexRates, input_tokens: int, cached_tokens: int, output_tokens: int) -> float:
     """:func:`codex_cost` with ``r = codex_rates(model)`` (not ``None``)."""
     inp = input_tokens if input_tokens > 0 else 0
     cached = cached_tokens if cached_tokens > 0 else 0
@@ -140,8 +152,8 @@ def codex_cost_with(r: tuple, input_tokens: int, cached_tokens: int, output_toke
     return ((inp - cached) * p_in + cached * p_cr + (output_tokens if output_tokens > 0 else 0) * p_out) / 1e6
 
 
-def _claude_entry_rates(entry: dict[str, Any]) -> tuple:
-    def rates(prices: dict[str, Any]) -> tuple:
+def _claude_entry_rates(entry: dict[str, Any]) -> ClaudeEntryRates:
+    def rates(prices: dict[str, Any]) -> ClaudePrices:
         p_in = prices.get("input", entry["input"])
         p_cr = prices.get("cache_read", entry.get("cache_read"))
         p_cw = prices.get("cache_write", entry.get("cache_write"))
@@ -156,7 +168,7 @@ def _claude_entry_rates(entry: dict[str, Any]) -> tuple:
 
 
 @lru_cache(maxsize=None)
-def claude_rates(model: str) -> tuple | None:
+def claude_rates(model: str) -> ClaudeRates | None:
     """Precomputed rates of a normalised Claude model for :func:`claude_cost_with`: ``(current,
     [(before_epoch, historical), ...])``, each ``(base_rates, [(above_prompt_tokens, rates)])``;
     ``None`` = unpriced."""
@@ -167,7 +179,7 @@ def claude_rates(model: str) -> tuple | None:
             [(before, _claude_entry_rates(hist)) for before, hist in _claude_historical().get(model, ())])
 
 
-def claude_cost_with(r: tuple, inp: int, cr: int, cc: int, cc1h: int, out: int, ts_epoch: float | None) -> float:
+def claude_cost_with(r: ClaudeRates, inp: int, cr: int, cc: int, cc1h: int, out: int, ts_epoch: float | None) -> float:
     """:func:`claude_cost` with ``r = claude_rates(model)`` (not ``None``) and token counts
     already clamped (all >= 0, ``cc1h <= cc``)."""
     cur, hist = r

@@ -12,10 +12,10 @@ def iso_z(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _filter(totals: dict[str, list], provider: str, since: str, until: str) -> dict[str, dict[str, list]]:
+def _filter(totals: dict[str, list[Any]], provider: str, since: str, until: str) -> dict[str, dict[str, list[Any]]]:
     """day -> model -> vec for the provider's rows inside the window."""
-    def pick(vertex_rule: str | None) -> dict[str, dict[str, list]]:
-        out: dict[str, dict[str, list]] = {}
+    def pick(vertex_rule: str | None) -> dict[str, dict[str, list[Any]]]:
+        out: dict[str, dict[str, list[Any]]] = {}
         for key, vec in totals.items():
             day, model, vertex = key.rsplit("|", 2)
             if not (since <= day <= until):
@@ -38,16 +38,16 @@ def _filter(totals: dict[str, list], provider: str, since: str, until: str) -> d
     return pick(None)
 
 
-def _breakdown_order(b: dict[str, Any]) -> tuple:
+def _breakdown_order(b: dict[str, Any]) -> tuple[float, int, _Desc]:
     return (-(b.get("cost", -1)), -(b.get("totalTokens", -1)), _Desc(b["modelName"]))
 
 
 class _Desc(str):
-    def __lt__(self, other: str) -> bool:  # type: ignore[override]
+    def __lt__(self, other: str) -> bool:
         return str.__gt__(self, other)
 
 
-def build_payload(provider: str, totals: dict[str, list], *, since: str, until: str, today: str, days: int,
+def build_payload(provider: str, totals: dict[str, list[Any]], *, since: str, until: str, today: str, days: int,
                   now: datetime, skipped_lines: int = 0) -> dict[str, Any]:
     by_day = _filter(totals, provider, since, until)
     codex = provider == "codex"

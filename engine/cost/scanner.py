@@ -7,7 +7,7 @@ import itertools
 import os
 from datetime import date, datetime, time as dtime, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import msgspec
 
@@ -15,6 +15,16 @@ from . import claude as claude_mod
 from . import codex as codex_mod
 from .jsonl import file_signature, key_hash
 from .ledger import CacheInvalid, Ledger, RawRows, aggregate_claude, aggregate_codex, codex_row_keys, _vec_add
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .jsonl import Row
+
+    #: a parse task: (kind, path, offset, parser state or None, zone, forks resolved)
+    Task = tuple[str, str, int, dict[str, Any] | None, tzinfo, bool]
+    #: a parse result: (kind, path, result dict, None) or (kind, path, None, ("fork"|"oserror", ...))
+    Result = tuple[str, str, Any, tuple[Any, ...] | None]
 
 Progress = Callable[[int, int], None]
 
@@ -37,7 +47,7 @@ def cpu_count() -> int:
 
 # --------------------------------------------------------------------------- worker side
 
-def _finish_full(kind: str, path: str, res: dict) -> dict:
+def _finish_full(kind: str, path: str, res: dict[str, Any]) -> dict[str, Any]:
     """Per-file aggregates, key hashes, day span and signature of a whole-file parse (worker side)."""
     if kind == "claude":
         rows = res["rows"]
@@ -56,7 +66,7 @@ def _finish_full(kind: str, path: str, res: dict) -> dict:
     return res
 
 
-def _parse_one(task: tuple) -> tuple:
+def _parse_one(task: Task) -> Result:
     kind, path, offset, state, tz, forks_resolved = task
     try:
         if kind == "claude":
@@ -70,14 +80,14 @@ def _parse_one(task: tuple) -> tuple:
         return kind, path, None, ("oserror", str(exc))
 
 
-def _run_tasks(tasks: list[tuple], sizes: dict[str, int], progress: Progress | None,
-               workers: int) -> list[tuple]:
+def _run_tasks(tasks: list[Task], sizes: dict[str, int], progress: Progress | None,
+               workers: int) -> list[Result]:
     total = sum(sizes[t[1]] - t[2] for t in tasks)
     if progress:
         progress(0, total)
     if workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and hasattr(os, "fork"):
         return _run_forked(tasks, sizes, progress, workers, total)
-    results: list[tuple] = []
+    results: list[Result] = []
     done = 0
     for t in tasks:
         results.append(_parse_one(t))
@@ -87,8 +97,8 @@ def _run_tasks(tasks: list[tuple], sizes: dict[str, int], progress: Progress | N
     return results
 
 
-def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | None, workers: int,
-                total: int) -> list[tuple]:
+def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | None, workers: int,
+                total: int) -> list[Result]:
     """Parse ``tasks`` in this process and ``workers - 1`` forked children.
 
     Tasks are grouped into batches of about ``BATCH_BYTES``, largest files first; every process
@@ -114,8 +124,8 @@ def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | 
     tasks = sorted(tasks, key=lambda t: sizes[t[1]] - t[2], reverse=True)
     batch_bytes = max(BATCH_BYTES, total // max_batches + 1)
     batch_files = max(BATCH_FILES, len(tasks) // max_batches + 1)
-    batches: list[tuple[list[tuple], int]] = []
-    cur: list[tuple] = []
+    batches: list[tuple[list[Task], int]] = []
+    cur: list[Task] = []
     cur_bytes = 0
     for t in tasks:
         cur.append(t)
@@ -131,7 +141,7 @@ def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | 
         queue = queue[os.write(q_w, queue):]
     os.close(q_w)
     children: list[tuple[int, int]] = []
-    results: list[tuple] = []
+    results: list[Result] = []
     try:
         for _ in range(nproc - 1):
             r, w = os.pipe()
@@ -140,7 +150,7 @@ def _run_forked(tasks: list[tuple], sizes: dict[str, int], progress: Progress | 
                 code = 0
                 try:
                     os.close(r)
-                    out: list[tuple] = []
+                    out: list[Result] = []
                     while True:
                         tok = os.read(q_r, 4)
                         if len(tok) < 4:
@@ -223,7 +233,7 @@ def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzi
     # one file reachable through two paths (hard link / copy by link) counts once
     root_strs = tuple(str(r) + os.sep for r in roots)
 
-    def order(p: str) -> tuple:
+    def order(p: str) -> tuple[int, str]:
         for i, r in enumerate(root_strs):
             if p.startswith(r):
                 return (i, p)
@@ -243,19 +253,20 @@ def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzi
 
 # --------------------------------------------------------------------------- folding results in
 
-def _meta(st: os.stat_result, path: str, res: dict, agg: dict, days: list | None) -> dict[str, Any]:
+def _meta(st: os.stat_result, path: str, res: dict[str, Any], agg: dict[str, list[Any]],
+          days: list[str] | None) -> dict[str, Any]:
     off = res["offset"]
     return {"size": st.st_size, "mtime": st.st_mtime_ns, "ino": st.st_ino, "dev": st.st_dev, "offset": off,
             "sig": res.get("sig") or file_signature(path, off), "agg": agg, "days": days,
             "skipped": res["skipped"], "tail_bad": res["tail_bad"]}
 
 
-def _days_of(days_iter) -> list | None:
+def _days_of(days_iter: Iterable[str]) -> list[str] | None:
     ds = list(days_iter)
     return [min(ds), max(ds)] if ds else None
 
 
-def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, incremental: bool) -> None:
+def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict[str, Any], incremental: bool) -> None:
     if incremental:
         old = led.claude_rows(path)
         rows = dict(old["rows"])
@@ -263,7 +274,7 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
             rows.pop(k, None)
             rows[k] = row
         unkeyed = list(old["unkeyed"]) + res["unkeyed"]
-        res = dict(res, skipped=res["skipped"] + led.meta(path).get("skipped", 0))
+        res = dict(res, skipped=res["skipped"] + led.meta(path).get("skipped", 0))  # type: ignore[union-attr]
         agg, days = aggregate_claude(itertools.chain(rows.values(), unkeyed))
         meta = _meta(st, path, res, agg, days)
         led.put(path, meta, {"rows": rows, "unkeyed": unkeyed}, [key_hash(k) for k in rows])
@@ -272,16 +283,16 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict, increme
         led.put(path, meta, res["rows"], res["keys"])
 
 
-def _codex_keys(meta_state: dict, st: os.stat_result, rows: list) -> list[int]:
+def _codex_keys(meta_state: dict[str, Any], st: os.stat_result, rows: list[Row]) -> list[int]:
     ident = meta_state.get("sid")
     ident = f"session:{ident}" if ident else f"file:{st.st_dev}:{st.st_ino}"
     return codex_row_keys(ident, rows)
 
 
-def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremental: bool) -> None:
+def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict[str, Any], incremental: bool) -> None:
     rows = res["rows"]
     if incremental:
-        old = led.meta(path)
+        old: dict[str, Any] = led.meta(path)  # type: ignore[assignment]  # (incremental: in the ledger)
         agg = {k: list(v) for k, v in old["agg"].items()}
         for k, v in aggregate_codex(rows)[0].items():
             _vec_add(agg.setdefault(k, [0, 0, 0, 0, 0.0, 0]), v)
@@ -296,12 +307,12 @@ def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict, incremen
         led.put(path, meta, rows, res["keys"])
 
 
-def _resolve_forks(pending: list[tuple], led: Ledger, roots: list[Path], tz: tzinfo,
-                   listing: dict[str, os.stat_result]) -> list[tuple]:
+def _resolve_forks(pending: list[tuple[str, str, str | None, str | None]], led: Ledger, roots: list[Path],
+                   tz: tzinfo, listing: dict[str, os.stat_result]) -> list[Task]:
     """Parse forked Codex sessions once their parent's totals at the fork time are known."""
     sid_paths = {m["state"]["sid"]: p for p, m in led.files.items() if (m.get("state") or {}).get("sid")}
     walked = False
-    out = []
+    out: list[Task] = []
     for path, parent, fork_ts, _sid in pending:
         ppath = sid_paths.get(parent)
         if ppath is None and not walked:
@@ -328,7 +339,7 @@ class _Plan:
     __slots__ = ("kind", "led", "listing", "roots", "tasks", "incremental")
 
     def __init__(self, kind: str, led: Ledger, listing: dict[str, os.stat_result], roots: list[Path],
-                 tasks: list[tuple], incremental: set[str]):
+                 tasks: list[Task], incremental: set[str]):
         self.kind, self.led, self.listing, self.roots = kind, led, listing, roots
         self.tasks, self.incremental = tasks, incremental
 
@@ -361,7 +372,7 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
         except Exception as exc:  # noqa: BLE001 - reported per provider
             out[kind] = exc
     tasks = [t for p in plans.values() for t in p.tasks]
-    by_kind: dict[str, list[tuple]] = {k: [] for k in plans}
+    by_kind: dict[str, list[Result]] = {k: [] for k in plans}
     if tasks:
         sizes: dict[str, int] = {}
         for p in plans.values():
@@ -390,10 +401,11 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
     return out
 
 
-def _plan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh) -> _Plan:
+def _plan(kind: str, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str, scan_until: str,
+          cache_dir: Path | None, refresh: bool) -> _Plan:
     led = Ledger(kind, cache_dir, tz_key(tz)) if refresh else Ledger.load(kind, cache_dir, tz_key(tz))
     listing, roots = _listing(kind, led, home, env, tz, scan_since, scan_until, refresh)
-    tasks: list[tuple] = []
+    tasks: list[Task] = []
     incremental: set[str] = set()
     for path, st in listing.items():
         s = led.stat.get(path)
@@ -411,7 +423,7 @@ def _plan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh) -> _P
     return _Plan(kind, led, listing, roots, tasks, incremental)
 
 
-def _fold(plan: _Plan, results: list[tuple], tz: tzinfo) -> Ledger:
+def _fold(plan: _Plan, results: list[Result], tz: tzinfo) -> Ledger:
     """Fold parse results (``_parse_one`` tuples) into the plan's ledger, resolve forks, save."""
     led, listing, incremental = plan.led, plan.listing, plan.incremental
     if plan.tasks:
@@ -441,7 +453,8 @@ def _fold(plan: _Plan, results: list[tuple], tz: tzinfo) -> Ledger:
     return led
 
 
-def _scan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh, progress, workers) -> Ledger:
+def _scan(kind: str, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str, scan_until: str,
+          cache_dir: Path | None, refresh: bool, progress: Progress | None, workers: int | None) -> Ledger:
     plan = _plan(kind, home, env, tz, scan_since, scan_until, cache_dir, refresh)
     results = (_run_tasks(plan.tasks, {p: st.st_size for p, st in plan.listing.items()}, progress,
                           workers or cpu_count()) if plan.tasks else [])

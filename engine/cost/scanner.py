@@ -80,13 +80,18 @@ def _parse_one(task: Task) -> Result:
         return kind, path, None, ("oserror", str(exc))
 
 
+def _forks(tasks: list[Task], total: int, workers: int) -> bool:
+    """Whether parsing ``tasks`` (``total`` bytes) is worth forking workers."""
+    return workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and hasattr(os, "fork")
+
+
 def _run_tasks(tasks: list[Task], sizes: dict[str, int], progress: Progress | None,
                workers: int) -> list[Result]:
     total = sum(sizes[t[1]] - t[2] for t in tasks)
     if progress:
         progress(0, total)
-    if workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and hasattr(os, "fork"):
-        return _run_forked(tasks, sizes, progress, workers, total)
+    if _forks(tasks, total, workers):
+        return _run_forked(tasks, sizes, progress, workers, total)[0]
     results: list[Result] = []
     done = 0
     for t in tasks:
@@ -97,8 +102,54 @@ def _run_tasks(tasks: list[Task], sizes: dict[str, int], progress: Progress | No
     return results
 
 
+class FoldedLedger:
+    """What a worker process sends back of a ledger it folded and saved: its totals and count
+    of skipped lines (all :func:`~engine.cost.scan_cost` reads of a ledger)."""
+
+    def __init__(self, totals: dict[str, list[Any]], skipped: int):
+        self._totals, self._skipped = totals, skipped
+
+    def totals(self) -> dict[str, list[Any]]:
+        return self._totals
+
+    def skipped_lines(self) -> int:
+        return self._skipped
+
+
+class _Handoff:
+    """A kind whose results the first worker process folds into its ledger and saves, while this
+    process folds the other kinds: ``plan`` as made before the fork, ``tz`` for ``_fold``."""
+
+    def __init__(self, kind: str, plan: _Plan, tz: tzinfo):
+        self.kind, self.plan, self.tz = kind, plan, tz
+
+
+def _send(fd: int, obj: object) -> None:
+    import pickle
+
+    data = memoryview(len(b := pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)).to_bytes(8, "little") + b)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _recv(fd: int) -> Any:
+    import pickle
+
+    def exactly(n: int) -> bytes:
+        parts, got = [], 0
+        while got < n:
+            chunk = os.read(fd, min(n - got, 1 << 20))
+            if not chunk:
+                raise EOFError("worker process died")
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    return pickle.loads(exactly(int.from_bytes(exactly(8), "little")))
+
+
 def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | None, workers: int,
-                total: int) -> list[Result]:
+                total: int, handoff: _Handoff | None = None) -> tuple[list[Result], Callable[[], Any] | None]:
     """Parse ``tasks`` in this process and ``workers - 1`` forked children.
 
     Tasks are grouped into batches of about ``BATCH_BYTES``, largest files first; every process
@@ -107,89 +158,139 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
     the task list through ``fork`` and send their results back once, pickled, when done; the
     parent's own results are never pickled.  (Cheaper than a ``multiprocessing.Pool``: no
     handler threads and one message per child instead of two per batch.)
+
+    With a ``handoff``, its kind's batches and the others' sit in two queues: the first child
+    starts on the hand-off kind, this process on the others, both then help with the rest.  At
+    the end the first child sends back only the other kinds' results, receives the hand-off
+    kind's results of every other process, folds them into that kind's ledger and saves it,
+    while this process folds the other kinds.  Returns the results of the kinds left to fold
+    here and, with a handoff, a function that waits for the first child's :class:`FoldedLedger`.
     """
     import fcntl  # (POSIX only, like fork itself; not imported where it cannot be used)
     import pickle
     import signal
 
-    # the work queue: one 4-byte batch number per batch (a pipe read of 4 bytes is atomic, so
+    # the work queues: one 4-byte batch number per batch (a pipe read of 4 bytes is atomic, so
     # each number is taken by exactly one process), all written up front, then closed for
-    # writing so that it ends in EOF; so there are never more batches than the pipe can hold
+    # writing so that they end in EOF; so there are never more batches than a pipe can hold
     q_r, q_w = os.pipe()
     try:
         pipe_size = fcntl.fcntl(q_w, fcntl.F_GETPIPE_SZ)
     except (AttributeError, OSError):
         pipe_size = 4096
     max_batches = max(1, min(MAX_BATCHES, pipe_size // 4) // 2)
-    tasks = sorted(tasks, key=lambda t: sizes[t[1]] - t[2], reverse=True)
     batch_bytes = max(BATCH_BYTES, total // max_batches + 1)
     batch_files = max(BATCH_FILES, len(tasks) // max_batches + 1)
     batches: list[tuple[list[Task], int]] = []
-    cur: list[Task] = []
-    cur_bytes = 0
-    for t in tasks:
-        cur.append(t)
-        cur_bytes += sizes[t[1]] - t[2]
-        if cur_bytes >= batch_bytes or len(cur) >= batch_files:
+
+    def fill(group: list[Task], w: int) -> None:
+        cur: list[Task] = []
+        cur_bytes = 0
+        first = len(batches)
+        for t in sorted(group, key=lambda t: sizes[t[1]] - t[2], reverse=True):
+            cur.append(t)
+            cur_bytes += sizes[t[1]] - t[2]
+            if cur_bytes >= batch_bytes or len(cur) >= batch_files:
+                batches.append((cur, cur_bytes))
+                cur, cur_bytes = [], 0
+        if cur:
             batches.append((cur, cur_bytes))
-            cur, cur_bytes = [], 0
-    if cur:
-        batches.append((cur, cur_bytes))
+        queue = memoryview(b"".join(i.to_bytes(4, "little") for i in range(first, len(batches))))
+        while queue:
+            queue = queue[os.write(w, queue):]
+        os.close(w)
+
+    if handoff is None:
+        fill(tasks, q_w)
+        queues = [q_r]
+    else:
+        h_r, h_w = os.pipe()  # the hand-off kind's batches
+        fill([t for t in tasks if t[0] != handoff.kind], q_w)
+        fill([t for t in tasks if t[0] == handoff.kind], h_w)
+        queues = [q_r, h_r]
     nproc = min(workers, len(batches))
-    queue = memoryview(b"".join(i.to_bytes(4, "little") for i in range(len(batches))))
-    while queue:
-        queue = queue[os.write(q_w, queue):]
-    os.close(q_w)
+
+    def work(order: list[int], on_batch: Callable[[int], None] | None = None) -> list[Result]:
+        out: list[Result] = []
+        for q in order:
+            while True:
+                tok = os.read(q, 4)
+                if len(tok) < 4:
+                    break
+                batch, nbytes = batches[int.from_bytes(tok, "little")]
+                out.extend(_parse_one(t) for t in batch)
+                if on_batch is not None:
+                    on_batch(nbytes)
+        return out
+
     children: list[tuple[int, int]] = []
+    folder: tuple[int, int, int] | None = None   # the first child's pid, its pipe to us, ours to it
     results: list[Result] = []
     try:
-        for _ in range(nproc - 1):
+        for n in range(nproc - 1):
             r, w = os.pipe()
+            back_r, back_w = os.pipe() if handoff is not None and n == 0 else (-1, -1)
             pid = os.fork()
-            if pid == 0:  # child: parse claimed batches, send everything back, exit
+            if pid == 0:  # child: parse claimed batches, send back, exit
                 code = 0
                 try:
                     os.close(r)
-                    out: list[Result] = []
-                    while True:
-                        tok = os.read(q_r, 4)
-                        if len(tok) < 4:
-                            break
-                        out.extend(_parse_one(t) for t in batches[int.from_bytes(tok, "little")][0])
-                    data = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+                    out = work(queues[::-1])
+                    if back_r < 0:
+                        data = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+                        with os.fdopen(w, "wb") as f:
+                            f.write(data)
+                    else:  # the hand-off worker
+                        assert handoff is not None
+                        os.close(back_w)
+                        _send(w, ("ok", [x for x in out if x[0] != handoff.kind]))
+                        mine = [x for x in out if x[0] == handoff.kind] + _recv(back_r)
+                        try:
+                            led = _fold(handoff.plan, mine, handoff.tz)
+                            _send(w, ("folded", led.totals(), led.skipped_lines()))
+                        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                            _send(w, ("error", f"{type(exc).__name__}: {exc}"))
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent
                     code = 1
-                    data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
-                try:
-                    with os.fdopen(w, "wb") as f:
-                        f.write(data)
+                    try:
+                        if back_r < 0:
+                            with os.fdopen(w, "wb") as f:
+                                f.write(pickle.dumps(("error", f"{type(exc).__name__}: {exc}")))
+                        else:
+                            _send(w, ("error", f"{type(exc).__name__}: {exc}"))
+                    except BaseException:  # noqa: BLE001
+                        pass
                 finally:
                     os._exit(code)
             os.close(w)
-            children.append((pid, r))
-        mine = 0
-        while True:
-            tok = os.read(q_r, 4)
-            if len(tok) < 4:
-                break
-            batch, nbytes = batches[int.from_bytes(tok, "little")]
-            results.extend(_parse_one(t) for t in batch)
+            if back_r >= 0:
+                os.close(back_r)
+                folder = (pid, r, back_w)
+            else:
+                children.append((pid, r))
+        mine_bytes = 0
+
+        def on_batch(nbytes: int) -> None:
+            nonlocal mine_bytes
             if progress:  # an estimate: the other processes are assumed to keep pace
-                mine += nbytes
-                progress(min(mine * nproc, total), total)
+                mine_bytes += nbytes
+                progress(min(mine_bytes * nproc, total), total)
+
+        results = work(queues, on_batch)
     except BaseException:
-        for pid, _ in children:
+        for pid in [c[0] for c in children] + ([folder[0]] if folder else []):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         raise
     finally:
-        os.close(q_r)
+        for q in queues:
+            os.close(q)
         failures = []
         for pid, r in children:
-            with os.fdopen(r, "rb") as f:
-                data = f.read()
+            with os.fdopen(r, "rb") as rf:
+                data = rf.read()
             os.waitpid(pid, 0)
             try:
                 status, payload = pickle.loads(data)
@@ -199,11 +300,46 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
                 results.extend(payload)
             else:
                 failures.append(payload)
+    finish: Callable[[], Any] | None = None
+    if folder is not None:
+        assert handoff is not None
+        pid, r, back_w = folder
+        try:
+            status, payload = _recv(r)
+            if status != "ok":
+                raise RuntimeError(payload)
+            results.extend(payload)
+            _send(back_w, [x for x in results if x[0] == handoff.kind])
+            results = [x for x in results if x[0] != handoff.kind]
+        except BaseException as exc:
+            os.close(back_w)
+            os.close(r)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.waitpid(pid, 0)
+            if isinstance(exc, Exception):
+                failures.append(f"{type(exc).__name__}: {exc}")
+            else:
+                raise
+        else:
+            os.close(back_w)
+
+            def finish() -> Any:
+                try:
+                    status, *rest = _recv(r)
+                finally:
+                    os.close(r)
+                    os.waitpid(pid, 0)
+                if status != "folded":
+                    raise RuntimeError(f"hand-off worker failed: {rest[0] if rest else status}")
+                return FoldedLedger(rest[0], rest[1])
     if failures:
         raise RuntimeError(f"parse worker failed: {failures[0]}")
     if progress:
         progress(total, total)
-    return results
+    return results, finish
 
 
 # --------------------------------------------------------------------------- listing
@@ -373,12 +509,26 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
             out[kind] = exc
     tasks = [t for p in plans.values() for t in p.tasks]
     by_kind: dict[str, list[Result]] = {k: [] for k in plans}
+    handoff: _Handoff | None = None
+    finish: Callable[[], Any] | None = None
     if tasks:
         sizes: dict[str, int] = {}
         for p in plans.values():
             sizes.update((path, st.st_size) for path, st in p.listing.items())
+        workers = workers or cpu_count()
+        total = sum(sizes[t[1]] - t[2] for t in tasks)
+        # with two kinds to parse in worker processes, the first worker also folds and saves the
+        # Claude ledger while this process does the Codex one
+        handoff = (_Handoff("claude", plans["claude"], tz)
+                   if "claude" in plans and len(plans) > 1 and plans["claude"].tasks
+                   and any(t[0] != "claude" for t in tasks) and _forks(tasks, total, workers) else None)
         try:
-            results = _run_tasks(tasks, sizes, progress, workers or cpu_count())
+            if handoff is not None:
+                if progress:
+                    progress(0, total)
+                results, finish = _run_forked(tasks, sizes, progress, workers, total, handoff)
+            else:
+                results, finish = _run_tasks(tasks, sizes, progress, workers), None
         except Exception:  # noqa: BLE001 - isolate the failing kind by scanning each on its own
             for kind in plans:
                 try:
@@ -391,6 +541,8 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
         for r in results:
             by_kind[r[0]].append(r)
     for kind, plan in plans.items():
+        if handoff is not None and kind == handoff.kind:
+            continue
         try:
             try:
                 out[kind] = _fold(plan, by_kind[kind], tz)
@@ -398,7 +550,17 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
                 out[kind] = _scan(kind, *args, True, None, workers)
         except Exception as exc:  # noqa: BLE001
             out[kind] = exc
-    return out
+    if handoff is not None and finish is not None:
+        try:
+            out[handoff.kind] = finish()
+        except Exception:  # noqa: BLE001 - the worker failed: scan that kind here (its cache is whole)
+            try:
+                out[handoff.kind] = scan_kind(handoff.kind, home=home, env=env, tz=tz, scan_since=scan_since,
+                                              scan_until=scan_until, cache_dir=cache_dir, refresh=refresh,
+                                              workers=1)
+            except Exception as exc:  # noqa: BLE001
+                out[handoff.kind] = exc
+    return {k: out[k] for k in kinds if k in out}
 
 
 def _plan(kind: str, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str, scan_until: str,

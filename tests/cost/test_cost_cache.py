@@ -327,3 +327,57 @@ def test_changes_keep_the_stored_keys_exact(logs: LogHome, tmp_path: Path) -> No
         scan(logs, fresh)
         for kind in ("claude", "codex"):
             assert _stored_keys(logs.cache, kind) == _stored_keys(fresh, kind), f"round {i}: {kind}"
+
+
+def _pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cost import scanner
+
+    monkeypatch.setattr(scanner, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(scanner, "cpu_count", lambda: 2)
+
+
+def _more(logs: LogHome) -> None:
+    base(logs)
+    for i in range(6):
+        logs.write(f".claude/projects/q/{i}.jsonl", [claude_line(mid=f"k{i}", rid="r", inp=i, out=1),
+                                                     claude_line(mid="m2", rid="r2", inp=7, out=7)])  # dups of B
+    logs.write(".codex/sessions/2026/06/15/rollout-2026-06-15T11-00-00-z.jsonl",
+               [codex_meta("2026-06-15T11:00:00Z", "z"), codex_turn("2026-06-15T11:00:00Z", "gpt-5"),
+                codex_tokens("2026-06-15T11:01:00Z", (40, 0, 4), (40, 0, 4))])
+
+
+def test_pool_hand_off_folds_and_saves_the_claude_cache(logs: LogHome, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path, calls) -> None:
+    """With worker processes, the first worker folds and saves the Claude ledger: the payloads,
+    the stored keys and a later warm scan are those of a scan done in one process."""
+    _more(logs)
+    expected = strip(scan(logs, None))
+    single = tmp_path / "single"
+    scan(logs, single)
+    _pool(monkeypatch)
+    assert strip(scan(logs, logs.cache)) == expected
+    for kind in ("claude", "codex"):
+        assert _stored_keys(logs.cache, kind) == _stored_keys(single, kind)
+    calls.clear()
+    assert strip(scan(logs, logs.cache)) == expected
+    assert calls == []                       # warm: the saved caches are whole, nothing is parsed
+
+
+def test_pool_hand_off_failure_falls_back_to_scanning_here(logs: LogHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cost import scanner
+
+    _more(logs)
+    expected = strip(scan(logs, None))
+    _pool(monkeypatch)
+    parent = os.getpid()
+    real_fold = scanner._fold
+
+    def fold(plan, results, tz):
+        if os.getpid() != parent:
+            raise RuntimeError("boom in the worker")
+        return real_fold(plan, results, tz)
+
+    monkeypatch.setattr(scanner, "_fold", fold)
+    assert strip(scan(logs, logs.cache)) == expected
+    monkeypatch.setattr(scanner, "_fold", real_fold)
+    assert strip(scan(logs, logs.cache)) == expected

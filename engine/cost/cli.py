@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from contextlib import contextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -66,6 +67,7 @@ def _progress_bar(stderr: TextIO, enabled: bool) -> Iterator[Callable[[int, int]
 
     bar: Progress | None = None
     task = None
+    last = [0.0]
 
     def update(done: int, total: int) -> None:
         nonlocal bar, task
@@ -79,7 +81,10 @@ def _progress_bar(stderr: TextIO, enabled: bool) -> Iterator[Callable[[int, int]
             bar.start()
             task = bar.add_task("scan", total=total)
         bar.update(task, completed=done, total=total)  # type: ignore[arg-type]  # (task is set together with bar)
-        bar.refresh()
+        now = time.monotonic()
+        if now - last[0] >= 0.1 or done >= total:  # at most ten redraws a second
+            last[0] = now
+            bar.refresh()
 
     try:
         yield update

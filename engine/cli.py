@@ -475,6 +475,7 @@ def cmd_cost(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 COMMANDS = {"run": cmd_run, "usage": cmd_usage, "list": cmd_list, "validate": cmd_validate, "demo": cmd_demo,
             "cost": cmd_cost, "login": cmd_login}
 
+
 def console() -> None:
     """The `engine` command (`main` is the embeddable, testable part).
 

@@ -283,6 +283,11 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        if folder is not None:
+            os.close(folder[1])
+            os.close(folder[2])
+            os.waitpid(folder[0], 0)
+            folder = None
         raise
     finally:
         for q in queues:

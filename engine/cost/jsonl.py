@@ -8,10 +8,9 @@ Two ways to get the bytes, same blocks either way:
 
 * **mapped** (POSIX, files of at least ``MMAP_MIN_BYTES`` left to read that have not been
   written for ``MMAP_MIN_AGE`` seconds): the whole file is one block of an ``mmap``; the
-  marker searches read the page cache directly, which halves the cost of a cold scan
-  compared with copying the bytes out first.  (A file truncated *while* mapped would raise
-  SIGBUS on access; logs that were written recently -- the only ones an agent may still be
-  rewriting -- are therefore read, not mapped.)
+  marker searches read the page cache directly instead of a copy of it.  (A file truncated
+  *while* mapped would raise SIGBUS on access; logs that were written recently -- the only
+  ones an agent may still be writing -- are therefore read, not mapped.)
 * **read**: what is left of the file in one read when it is at most ``CHUNK`` bytes, else
   chunks of ``CHUNK`` bytes into one reused buffer.  Lines longer than the caller's limit
   that span chunk boundaries are reported once through ``on_long`` with their first
@@ -57,7 +56,7 @@ def _buffer(size: int) -> bytearray:
     return _buf
 
 
-Buffer = Union[bytearray, mmap.mmap]
+Buffer = Union[bytes, bytearray, mmap.mmap]
 
 
 def read_blocks(path: str, offset: int, max_line: int,
@@ -156,7 +155,7 @@ def read_blocks(path: str, offset: int, max_line: int,
     return end, None, (buffer_signature(memoryview(buf)[:fill], end) if whole else None)
 
 
-def _one_block(buf: Buffer | bytes, start: int, stop: int, pos: int, max_line: int,
+def _one_block(buf: Buffer, start: int, stop: int, pos: int, max_line: int,
                on_block: Callable[[Buffer, int, int], None],
                on_long: Callable[[bytes], None] | None, whole: bool) -> tuple[int, bytes | None, str | None]:
     """:func:`read_blocks` for bytes already at hand: ``buf[start:stop]`` = the file from offset
@@ -164,7 +163,7 @@ def _one_block(buf: Buffer | bytes, start: int, stop: int, pos: int, max_line: i
     last = buf.rfind(b"\n", start, stop)
     end = last + 1 if last >= 0 else start
     if end > start:
-        on_block(buf, start, end)  # type: ignore[arg-type]
+        on_block(buf, start, end)
     file_end = pos + (end - start)
     if stop - end > max_line:
         if on_long is not None:

@@ -101,35 +101,14 @@ def _has_vertex_metadata(obj: Any) -> bool:
     return False
 
 
-def is_vertex_entry(obj: dict[str, Any], message: dict[str, Any], raw: bytes | None = None) -> bool:
-    """CodexBar's Vertex AI tag: ``_vrtx_`` ids, ``claude-…@version`` models, or Vertex/GCP metadata.
-
-    ``raw`` (the line's bytes) lets the metadata walk be skipped when neither ``vertex`` nor
-    ``gcp`` occurs anywhere in the line -- the walk cannot match then.
-    """
-    mid = message.get("id")
-    if isinstance(mid, str) and "_vrtx_" in mid:
-        return True
-    rid = obj.get("requestId")
-    if isinstance(rid, str) and "_vrtx_" in rid:
-        return True
-    model = message.get("model")
-    if isinstance(model, str) and model.startswith("claude-") and "@" in model:
-        return True
-    if raw is not None:
-        low = raw.lower()
-        if low.find(b"vertex") < 0 and low.find(b"gcp") < 0:
-            return False
-    # `obj` is searched recursively, which already covers metadata/request/context/client
-    # and message.metadata/message.request.
-    return _has_vertex_metadata(obj)
-
-
 def _line_has_vertex_metadata(raw: bytes | bytearray, obj: dict[str, Any] | None) -> bool:
-    """The metadata part of :func:`is_vertex_entry` for one line (``obj`` = it parsed, if at hand).
+    """The metadata part of CodexBar's Vertex AI tag for one line (``obj`` = it parsed, if at hand).
 
-    The walk over the parsed line is skipped when neither ``vertex`` nor ``gcp`` occurs in it
-    in any case: it cannot match then.
+    An entry is Vertex AI's when its message id or request id holds ``_vrtx_``, its model is
+    ``claude-…@version`` (both checked where rows are made), or -- this function -- any key at
+    any depth names ``vertex``/``gcp``, or a provider-like key's value names ``vertex``.  The
+    walk over the parsed line is skipped when neither ``vertex`` nor ``gcp`` occurs in it in any
+    case: it cannot match then.
     """
     low = raw.lower()
     if low.find(b"vertex") < 0 and low.find(b"gcp") < 0:
@@ -278,7 +257,7 @@ class _ClaudeParse:
         norm = self.models.get(model)
         if norm is None:
             norm = self.models[model] = pricing.normalize_claude_model(model)
-        # Vertex AI tag (see is_vertex_entry), inlined: the ids and the model are checked now; the
+        # Vertex AI tag (see _line_has_vertex_metadata): the ids and the model are checked now; the
         # metadata search (of the whole line) is left to finish(), for the rows that won
         vertex: int | bytes | bytearray
         if ((type(mid) is str and "_vrtx_" in mid) or (type(rid) is str and "_vrtx_" in rid)

@@ -153,8 +153,9 @@ def list_codex_files(roots: list[Path], scan_since: str, scan_until: str, *, loo
             if m is None or scan_since <= m.group(1) <= scan_until:
                 found.setdefault(p, st)
         if lookback_since is not None:
-            for _day, d in dated:
-                _jsonl_in(d, found, lookback_since)
+            for day, d in dated:
+                if day < scan_since:  # (the window's own folders are listed whole above)
+                    _jsonl_in(d, found, lookback_since)
             _walk(r, found, lookback_since, skip_years=True)
         if full:
             _walk(r, found, None, skip_years=True)

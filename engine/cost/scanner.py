@@ -56,10 +56,9 @@ def _finish_full(kind: str, path: str, res: dict[str, Any]) -> dict[str, Any]:
         # rows travel (and land in the cache) as JSON bytes: far cheaper than pickled lists
         res["rows"] = RawRows(msgspec.json.encode({"rows": rows, "unkeyed": res.pop("unkeyed")}))
     else:
-        st = os.stat(path)
         rows = res["rows"]
         res["agg"], res["days"] = aggregate_codex(rows)
-        res["keys"] = _codex_keys(res["state"], st, rows)
+        res["keys"] = _codex_keys(res["state"], path, rows)
         res["rows"] = RawRows(msgspec.json.encode(rows))
     if not res.get("sig"):
         res["sig"] = file_signature(path, res["offset"])
@@ -424,10 +423,14 @@ def _apply_claude(led: Ledger, path: str, st: os.stat_result, res: dict[str, Any
         led.put(path, meta, res["rows"], res["keys"])
 
 
-def _codex_keys(meta_state: dict[str, Any], st: os.stat_result, rows: list[Row]) -> list[int]:
-    ident = meta_state.get("sid")
-    ident = f"session:{ident}" if ident else f"file:{st.st_dev}:{st.st_ino}"
-    return codex_row_keys(ident, rows)
+def _codex_keys(meta_state: dict[str, Any], file: str | os.stat_result, rows: list[Row]) -> list[int]:
+    """The rows' keys: they name the session, or -- a file without a session id -- the file (its
+    device and inode, from ``file``: a stat result, or a path to stat)."""
+    sid = meta_state.get("sid")
+    if sid:
+        return codex_row_keys(f"session:{sid}", rows)
+    st = os.stat(file) if isinstance(file, str) else file
+    return codex_row_keys(f"file:{st.st_dev}:{st.st_ino}", rows)
 
 
 def _apply_codex(led: Ledger, path: str, st: os.stat_result, res: dict[str, Any], incremental: bool) -> None:

@@ -125,3 +125,21 @@ def test_date_folders_are_found_by_listing_not_probing(tmp_path) -> None:
     assert [d for d, _ in got] == ["2025-12-31", "2026-06-14", "2026-06-15"]
     assert got[1][1] == str(tmp_path / "2026" / "06" / "14")
     assert _date_dirs(str(tmp_path / "missing"), "2026-01-01", "2026-12-31") == []
+
+
+def test_files_without_a_session_id_are_told_apart_by_file(logs: LogHome) -> None:
+    """Rows of a file with no session_meta are keyed by the file (device and inode): two such
+    files with the same events are two sessions, counted twice, also when one grows later."""
+    events = [codex_turn("2026-06-15T09:00:00Z", "gpt-5"),
+              codex_tokens("2026-06-15T09:01:00Z", (100, 0, 10), (100, 0, 10))]
+    logs.write(".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-p.jsonl", events)
+    logs.write(".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-q.jsonl", events)
+
+    def total(cache):
+        (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=cache)
+        return codex["totals"]["totalTokens"]
+
+    assert total(None) == total(logs.cache) == 2 * 110
+    logs.append(".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-q.jsonl",
+                [codex_tokens("2026-06-15T09:02:00Z", (150, 0, 15), (50, 0, 5))])
+    assert total(logs.cache) == total(None) == 2 * 110 + 55

@@ -248,9 +248,31 @@ def grow_targets(home: Path) -> list[Path]:
     return out
 
 
+_trash: list[Path] = []
+
+
+def clear(path: Path) -> None:
+    """Make ``path`` absent without deleting anything now: it is renamed aside and deleted by
+    :func:`empty_trash` between measurements.  (On this ext4, mounted with ``discard``, freeing
+    blocks issues TRIM work at the next journal commit; deleting the old cache right before a
+    cold run would bill that to the run.)"""
+    if path.exists():
+        aside = path.with_name(f"{path.name}.trash-{len(_trash)}-{os.getpid()}")
+        path.rename(aside)
+        _trash.append(aside)
+
+
+def empty_trash(settle: float = 1.0) -> None:
+    while _trash:
+        shutil.rmtree(_trash.pop(), ignore_errors=True)
+    os.sync()
+    time.sleep(settle)
+
+
 def _restore(cache: Path, snapshot: Path) -> None:
-    shutil.rmtree(cache, ignore_errors=True)
+    clear(cache)
     shutil.copytree(snapshot, cache)
+    empty_trash(0.3)   # (and the copy's own writes flushed, before the next measurement)
 
 
 def rescans(home: Path, cache: Path, snapshot: Path, days: int, adds: dict[str, tuple[Path, str]]) -> dict:
@@ -339,27 +361,33 @@ def main() -> None:
     for i in range(args.runs):
         background.append(wait_quiet(args.quiet_wait) if args.quiet_wait > 0 else _cpu_busy(0.5))
         # scan work (scan_cost alone): cold, warm, after an append
-        shutil.rmtree(cache, ignore_errors=True)
+        clear(cache)
+        empty_trash()
         res["cold"].append(ours(home, cache, args.days))
         res["warm"].append(ours(home, cache, args.days))
-        shutil.rmtree(snapshot, ignore_errors=True)
+        clear(snapshot)
         shutil.copytree(cache, snapshot)
         for name, r in rescans(home, cache, snapshot, args.days, adds).items():
             res[name].append(r)
         # wall time of the real command next to ccusage's
         if args.quiet_wait > 0:
             wait_quiet(args.quiet_wait)
-        shutil.rmtree(cache, ignore_errors=True)
+        clear(cache)
+        empty_trash()
         res["cli_cold"].append(engine_cli(home, cache, days_cli))
         if not args.skip_ccusage:
             res["ccusage"].append(ccusage(bench, home, args.ccusage_version))
         res["cli_warm"].append(engine_cli(home, cache, days_cli))
         # peak memory, in runs of their own (the sampler costs CPU)
-        shutil.rmtree(cache, ignore_errors=True)
+        clear(cache)
+        empty_trash()
         res["mem_cli"].append(engine_cli(home, cache, days_cli, memory=True))
         if not args.skip_ccusage:
             res["mem_ccusage"].append(ccusage(bench, home, args.ccusage_version, memory=True))
         print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
+    clear(cache)
+    clear(snapshot)
+    empty_trash(0)
     same_roots = ours(home, None, args.days, {"CLAUDE_CONFIG_DIR": str(home / ".claude")})
 
     def m(runs: str, key: str) -> float:

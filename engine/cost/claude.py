@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Mapping, Optional
 import msgspec
 
 from . import pricing
-from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
+from .jsonl import DECODE_ERRORS, ZULU_REST, Buffer, DayKeyer, as_int, read_blocks, valid_utf8
 
 if TYPE_CHECKING:
     from .jsonl import Row
@@ -186,17 +186,12 @@ class _ClaudeParse:
         """Handle one candidate line; False when it is not valid JSON."""
         try:
             rec = _decode_line(raw)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return self.line_general(raw)
         if rec.type != "assistant":
             return True
-        if not raw.isascii():
-            # the typed decoder does not check the UTF-8 of the text it skips; a line that is
-            # not valid JSON (invalid UTF-8 included) is skipped, whichever decoder reads it
-            try:
-                raw.decode()
-            except UnicodeDecodeError:
-                return self.line_general(raw)
+        if not raw.isascii() and not valid_utf8(raw):
+            return self.line_general(raw)
         msg = rec.message
         u = msg.usage
         cc = u.cache_creation_input_tokens
@@ -209,7 +204,7 @@ class _ClaudeParse:
         """:meth:`line` for any JSON: parse it whole and check every field's type."""
         try:
             obj = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             self.skipped += 1
             return False
         if type(obj) is not dict:

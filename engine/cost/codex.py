@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 import msgspec
 
 from . import pricing
-from .jsonl import ZULU_REST, Buffer, DayKeyer, as_int, read_blocks
+from .jsonl import DECODE_ERRORS, ZULU_REST, Buffer, DayKeyer, as_int, read_blocks, valid_utf8
 
 if TYPE_CHECKING:
     from .jsonl import Row
@@ -323,7 +323,7 @@ class _CodexParse:
         if m:
             try:
                 self.s["model"] = msgspec.json.decode(b'"' + m.group(1) + b'"')
-            except msgspec.DecodeError:
+            except DECODE_ERRORS:
                 pass
 
     def is_candidate(self, raw: bytes) -> bool:
@@ -333,7 +333,7 @@ class _CodexParse:
     def line(self, raw: bytes | bytearray) -> bool:
         try:
             obj = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             self.skipped += 1
             return False
         if type(obj) is not dict:
@@ -379,17 +379,13 @@ class _CodexParse:
         the fields a token count needs (not the rate limits); anything else goes to :meth:`line`."""
         try:
             rec = _decode_token_line(raw)
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return self.line(raw)
         p = rec.payload
         if rec.type != "event_msg" or p is None or p.type != "token_count":
             return self.line(raw)
-        if not raw.isascii():
-            # the typed decoder does not check the UTF-8 of what it skips (see claude.py)
-            try:
-                raw.decode()
-            except UnicodeDecodeError:
-                return self.line(raw)
+        if not raw.isascii() and not valid_utf8(raw):
+            return self.line(raw)
         ts = rec.timestamp
         info = p.info
         if info is not None and type(ts) is str:
@@ -565,7 +561,7 @@ def session_id_of(path: str) -> str | None:
                     continue
                 try:
                     obj = msgspec.json.decode(line)
-                except msgspec.DecodeError:
+                except DECODE_ERRORS:
                     continue
                 p = obj.get("payload") if type(obj.get("payload")) is dict else {}
                 return _str(p.get("session_id"), p.get("sessionId"), p.get("id"),

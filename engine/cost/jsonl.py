@@ -26,6 +26,8 @@ import time
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Callable, Union
 
+import msgspec
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, ClassVar, Literal
@@ -204,6 +206,24 @@ def file_signature(path: str, offset: int) -> str:
 def buffer_signature(data: memoryview | mmap.mmap | bytes | bytearray, offset: int) -> str:
     """:func:`file_signature` of bytes already in memory (``data`` = the file from offset 0)."""
     return _sig_digest(offset, [data[at:at + n] for at, n in _sig_windows(offset)])
+
+
+#: what decoding a line can raise: msgspec's errors, and UnicodeDecodeError for a string that is
+#: not valid UTF-8 (msgspec raises that one as it is)
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+
+
+def valid_utf8(raw: bytes | bytearray) -> bool:
+    """Whether ``raw`` is valid UTF-8 (callers test ``raw.isascii()`` first, the common case).
+
+    The typed decoders do not check the UTF-8 of the text they skip; a line that is not valid
+    JSON -- invalid UTF-8 included -- must be skipped whichever decoder reads it.
+    """
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def key_hash(key: str) -> int:

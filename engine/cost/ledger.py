@@ -262,7 +262,7 @@ class Ledger:
                     if doc.get("gen") != self.fshard_gen[b]:
                         raise CacheInvalid
                     sh = doc["files"]
-                except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError) as exc:
+                except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
                     raise CacheInvalid from exc
             # (the counts add up to the number of files, and every entry is a listed file)
             if type(sh) is not dict or len(sh) != self.fshard_n[b] or not sh.keys() <= self.stat.keys():
@@ -434,7 +434,7 @@ class Ledger:
                     if doc.get("gen") != self.shard_gen[b]:
                         raise CacheInvalid
                     sh = doc["files"]
-                except (OSError, msgspec.DecodeError, KeyError, AttributeError) as exc:
+                except (OSError, msgspec.DecodeError, KeyError, AttributeError, ValueError) as exc:
                     raise CacheInvalid from exc
             self._shards[b] = sh
         return sh

@@ -147,3 +147,17 @@ def test_history_without_today_reports_zero_today(logs: LogHome) -> None:
     (claude,) = scan(logs, ["claude"])
     assert claude["sessionTokens"] == 0 and claude["sessionCostUSD"] == 0
     assert claude["last30DaysTokens"] == 2
+
+
+def test_line_with_invalid_utf8_is_skipped_and_counted(logs: LogHome) -> None:
+    """The typed decoder skips the message text without checking its UTF-8: a line whose text is
+    not valid UTF-8 is not valid JSON, so it is skipped and counted, like any malformed line;
+    the earlier chunk of the same message then stands."""
+    good = claude_line(mid="m", rid="r", inp=1, out=2).encode()
+    bad = claude_line(mid="m", rid="r", inp=1, out=9).replace('hello', 'h\udcffllo').encode("utf-8", "surrogateescape")
+    assert b"h\xffllo" in bad
+    path = logs.home / ".claude/projects/p/a.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(good + b"\n" + bad + b"\n")
+    (claude,) = scan(logs, ["claude"])
+    assert claude["totals"]["totalTokens"] == 3 and claude["diagnostics"] == {"skippedLines": 1}

@@ -143,3 +143,16 @@ def test_files_without_a_session_id_are_told_apart_by_file(logs: LogHome) -> Non
     logs.append(".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-q.jsonl",
                 [codex_tokens("2026-06-15T09:02:00Z", (150, 0, 15), (50, 0, 5))])
     assert total(logs.cache) == total(None) == 2 * 110 + 55
+
+
+def test_token_count_with_invalid_utf8_is_skipped_and_counted(logs: LogHome) -> None:
+    events = [codex_meta("2026-06-15T09:00:00Z", "u"), codex_turn("2026-06-15T09:00:00Z", "gpt-5"),
+              codex_tokens("2026-06-15T09:01:00Z", (100, 0, 10), (100, 0, 10))]
+    bad = codex_tokens("2026-06-15T09:02:00Z", (150, 0, 15), (50, 0, 5)).replace(
+        '"rate_limits":{}', '"rate_limits":{"note":"\udcff"}').encode("utf-8", "surrogateescape")
+    assert b'"\xff"' in bad
+    path = logs.home / S1
+    path.parent.mkdir(parents=True)
+    path.write_bytes("\n".join(events).encode() + b"\n" + bad + b"\n")
+    (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=None)
+    assert codex["totals"]["totalTokens"] == 110 and codex["diagnostics"] == {"skippedLines": 1}

@@ -133,7 +133,7 @@ def test_truncated_tail_is_completed_later(logs: LogHome) -> None:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "foreign", "truncated-files", "missing-keys", "truncated-dups",
-                                    "stale-files-gen"])
+                                    "stale-files-gen", "bad-utf8-index", "bad-utf8-files", "bad-utf8-rows"])
 def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
     base(logs)
     if damage == "truncated-dups":  # a key in two files: the dups file exists
@@ -157,6 +157,13 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
     elif damage == "truncated-dups":
         f = d / "cost-claude-dups.json"
         f.write_bytes(f.read_bytes()[:5])
+    elif damage.startswith("bad-utf8-"):  # a byte flipped inside a JSON string: not UTF-8 any more
+        part = {"index": "cost-claude-index.json", "files": "cost-claude-files-*.json",
+                "rows": "cost-claude-rows-*.json"}[damage.removeprefix("bad-utf8-")]
+        for f in sorted(d.glob(part)):
+            data = f.read_bytes()
+            at = data.index(b'"', data.index(b"claude")) - 1   # inside a string that names a path or model
+            f.write_bytes(data[:at] + b"\xff" + data[at + 1:])
     elif damage == "stale-files-gen":
         doc = json.loads(index.read_text())
         doc["fshard_gen"] = [g + 1 if g else 0 for g in doc["fshard_gen"]]

@@ -126,7 +126,8 @@ class _Handoff:
 def _send(fd: int, obj: object) -> None:
     import pickle
 
-    data = memoryview(len(b := pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)).to_bytes(8, "little") + b)
+    blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data = memoryview(len(blob).to_bytes(8, "little") + blob)  # length-prefixed: no EOF needed
     while data:
         data = data[os.write(fd, data):]
 

@@ -21,6 +21,9 @@ examples:
 """
 
 
+COMMAND_NAMES = ("run", "usage", "list", "validate", "login", "demo", "cost")
+
+
 class UsageError(Exception):
     pass
 
@@ -31,7 +34,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The CLI parser; `cost`'s own options are only loaded when that command runs (keeps `run` fast)."""
+    """The CLI parser. For a known `command` only that command's subparser is built, and `cost`'s
+    own options are only loaded when that command runs (both keep start-up short)."""
     parser = _Parser(prog="engine", description="Declarative-spec provider engine for AI usage quotas: one YAML "
                      "spec per provider, run by one engine, JSON compatible with `codexbar usage --format json`.",
                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -43,56 +47,69 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                             "  engine <command> --help          options and examples of a command")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    def want(name: str) -> bool:  # a known command needs only its own subparser (start-up time)
+        return command not in COMMAND_NAMES or command == name
+
     def fmt(p: argparse.ArgumentParser) -> None:
         p.add_argument("--format", choices=["text", "json"], default=None, help="output format (default text)")
         p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
         p.add_argument("--pretty", action="store_true", help="pretty JSON: indented, keys sorted")
 
-    run = sub.add_parser("run", help="run one provider spec (the spec author's tool)", epilog=EPILOG_RUN,
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                         description="Run one provider's spec, live or against a cassette, and show what it produced.")
-    run.add_argument("provider", help="provider id, CLI name or alias (e.g. openrouter, or)")
-    run.add_argument("--source", help="source mode: auto|web|cli|oauth|api (default: config, else auto)")
-    run.add_argument("--cassette", type=Path, help="replay this cassette (fixtures/<id>/<case>.yaml): no network")
-    run.add_argument("--trace", action="store_true", help="print each step (masked request, status, timing) and "
-                     "which expression produced each output field, to stderr")
-    run.add_argument("--account", help="token account label")
-    run.add_argument("--account-index", type=int, help="token account index (1-based)")
-    fmt(run)
+    if want("run"):
+        run = sub.add_parser("run", help="run one provider spec (the spec author's tool)", epilog=EPILOG_RUN,
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             description="Run one provider's spec, live or against a cassette, and show what it "
+                             "produced.")
+        run.add_argument("provider", help="provider id, CLI name or alias (e.g. openrouter, or)")
+        run.add_argument("--source", help="source mode: auto|web|cli|oauth|api (default: config, else auto)")
+        run.add_argument("--cassette", type=Path, help="replay this cassette (fixtures/<id>/<case>.yaml): no network")
+        run.add_argument("--trace", action="store_true", help="print each step (masked request, status, timing) and "
+                         "which expression produced each output field, to stderr")
+        run.add_argument("--account", help="token account label")
+        run.add_argument("--account-index", type=int, help="token account index (1-based)")
+        fmt(run)
 
-    usage = sub.add_parser("usage", help="CodexBar-compatible usage for the enabled providers", epilog=EPILOG_USAGE,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    usage.add_argument("--provider", help="id, CLI name or alias, or both|all (default: enabled in config)")
-    usage.add_argument("--source", help="source mode: auto|web|cli|oauth|api")
-    usage.add_argument("--json-only", action="store_true", help="JSON on stdout, nothing on stderr")
-    usage.add_argument("--account", help="token account label (single provider)")
-    usage.add_argument("--account-index", type=int, help="token account index, 1-based (single provider)")
-    usage.add_argument("--all-accounts", action="store_true", help="one row per token account (single provider)")
-    usage.add_argument("-v", "--verbose", action="store_true", help="print the fetch-strategy trace to stderr")
-    fmt(usage)
+    if want("usage"):
+        usage = sub.add_parser("usage", help="CodexBar-compatible usage for the enabled providers", epilog=EPILOG_USAGE,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        usage.add_argument("--provider", help="id, CLI name or alias, or both|all (default: enabled in config)")
+        usage.add_argument("--source", help="source mode: auto|web|cli|oauth|api")
+        usage.add_argument("--json-only", action="store_true", help="JSON on stdout, nothing on stderr")
+        usage.add_argument("--account", help="token account label (single provider)")
+        usage.add_argument("--account-index", type=int, help="token account index, 1-based (single provider)")
+        usage.add_argument("--all-accounts", action="store_true", help="one row per token account (single provider)")
+        usage.add_argument("-v", "--verbose", action="store_true", help="print the fetch-strategy trace to stderr")
+        fmt(usage)
 
-    lst = sub.add_parser("list", help="providers, strategies, and which inputs are present here (never values)")
-    fmt(lst)
+    if want("list"):
+        lst = sub.add_parser("list", help="providers, strategies, and which inputs are present here (never values)")
+        fmt(lst)
 
-    val = sub.add_parser("validate", help="validate specs: every problem at once, as file:line:col $.path: message")
-    val.add_argument("paths", nargs="*", type=Path, help="spec files (default: every spec in specs/)")
+    if want("validate"):
+        val = sub.add_parser("validate", help="validate specs: every problem at once, as file:line:col $.path: message")
+        val.add_argument("paths", nargs="*", type=Path, help="spec files (default: every spec in specs/)")
 
-    login = sub.add_parser("login", help="sign in to a provider (device flow) and store the token in the OS keyring",
-                           description="Run a provider's sign-in flow (e.g. GitHub's device flow for copilot): print a "
-                           "code and a URL, wait for approval, and store the token in the OS keyring, where the "
-                           "provider's spec reads it.")
-    login.add_argument("provider", help="provider id, CLI name or alias (e.g. copilot)")
+    if want("login"):
+        login = sub.add_parser("login",
+                               help="sign in to a provider (device flow) and store the token in the OS keyring",
+                               description="Run a provider's sign-in flow (e.g. GitHub's device flow for copilot): "
+                               "print a code and a URL, wait for approval, and store the token in the OS keyring, "
+                               "where the provider's spec reads it.")
+        login.add_argument("provider", help="provider id, CLI name or alias (e.g. copilot)")
 
-    demo = sub.add_parser("demo", help="render every provider from its bundled cassettes (no network)")
-    fmt(demo)
+    if want("demo"):
+        demo = sub.add_parser("demo", help="render every provider from its bundled cassettes (no network)")
+        fmt(demo)
 
-    cost = sub.add_parser("cost", help="local token cost from Codex/Claude session logs (Codex, Claude, Vertex AI)",
-                          description="Scan Codex and Claude session logs for tokens and estimated cost per day "
-                          "and model (CodexBar `cost` JSON).")
-    if command == "cost":
-        from .cost import cli as cost_cli
+    if want("cost"):
+        cost = sub.add_parser("cost", help="local token cost from Codex/Claude session logs (Codex, Claude, Vertex AI)",
+                              description="Scan Codex and Claude session logs for tokens and estimated cost per day "
+                              "and model (CodexBar `cost` JSON).")
+        if command == "cost":  # (its options import the scanner: only when that command runs)
+            from .cost import cli as cost_cli
 
-        cost_cli.add_arguments(cost)
+            cost_cli.add_arguments(cost)
+
     return parser
 
 

@@ -188,3 +188,20 @@ def test_list_marks_auth_hooks_and_counts_declarative_providers() -> None:
     code, text, _ = cli("list")
     assert text.rstrip().endswith(f"{len(rows)} providers; {len(rows)} with no provider-specific Python "
                                   "(1 signing requests with a generic auth hook)")
+
+
+def test_help_lists_every_command_and_each_command_keeps_its_options(capsys) -> None:
+    """A known command builds only its own subparser (start-up time): the top-level help still
+    lists them all, and each command's help and errors are its own."""
+    from engine.cli import COMMAND_NAMES, build_parser
+
+    top = build_parser(None).format_help()
+    assert all(f"    {name}" in top for name in COMMAND_NAMES)
+    for name in COMMAND_NAMES:
+        sub = build_parser(name)
+        with pytest.raises(SystemExit):
+            sub.parse_args([name, "--help"])
+        assert f"usage: engine {name}" in capsys.readouterr().out
+    assert "--days" in build_parser("cost")._subparsers._group_actions[0].choices["cost"].format_help()
+    code, out, err = cli("cost", "--no-such-option")
+    assert code == 1 and "--no-such-option" in (out + err)

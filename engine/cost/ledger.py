@@ -11,8 +11,9 @@ more than one file is a *dup*; its surplus copies are subtracted from the total:
 Only changed files are re-parsed, so a rescan costs ``O(changed bytes + changed keys)``
 plus a little fixed bookkeeping: only the shards of changed files are read and rewritten,
 the totals are re-summed only for the ``day|model|vertex`` keys a change touched (in the
-same order as a full pass, so bit-identical), and when files are only added the stored key
-hashes are searched (a byte map, then ``rfind``) instead of being loaded into a dict.
+same order as a full pass, so bit-identical), and the stored key hashes are searched (a byte
+map, then ``rfind``) and updated in place (a changed file's stored hashes are dropped, its
+new ones added) instead of being loaded into a dict.
 
 Cache files in ``cache_dir`` (all written atomically, tmp + ``os.replace``; only changed ones)::
 
@@ -185,11 +186,9 @@ class Ledger:
         self.fshard_n: list[int] = [0] * FSHARDS    # entries per metadata shard
         self._dups: dict[int, Any] | None = {}
         self._dups_dirty = False
-        # key hashes: either all of them as dicts (``_keys``/``_keymap``, built when a file is
-        # removed, replaced or extended), or -- when files are only added -- the stored blob
-        # plus a byte map of the stored hashes (``_kdata``/``_kbits``), searched per new key
-        self._keys: dict[str, array[int]] | None = None  # path -> key hashes
-        self._keymap: dict[int, str] | None = None      # hash -> a path holding it
+        # key hashes: the stored blob plus a byte map of the stored hashes (``_kdata``/``_kbits``),
+        # searched per key, with what this scan changed on top (``_kover``, ``_knew``,
+        # ``_kdropped``, ``_kextra``); never loaded into a dict of every key
         self._kdata: bytes | None = None                # stored [n, hashes...] per path of _kpaths
         self._kpaths: list[str] = []
         self._kstarts: list[int] | None = None
@@ -301,7 +300,7 @@ class Ledger:
 
     def _read_keys(self) -> None:
         """Read the stored key hashes into ``_kdata``/``_kbits`` (no per-key work)."""
-        if self._keys is not None or self._kdata is not None:
+        if self._kdata is not None:
             return
         self._kpaths = list(self.stat)
         if not self.stat:
@@ -322,42 +321,29 @@ class Ledger:
         except (OSError, CacheInvalid, IndexError, ValueError) as exc:
             raise CacheInvalid from exc
 
-    def _load_keys(self) -> None:
-        """All key hashes as ``_keys`` (path -> hashes) and ``_keymap`` (hash -> a path)."""
-        if self._keys is not None:
-            return
+    def keys_by_path(self) -> dict[str, array[int]]:
+        """Every file's key hashes as this scan left them, in file order (a full view, built on
+        demand: for checks; the scan itself never needs it)."""
         self._read_keys()
         assert self._kdata is not None
-        keys: dict[str, array[int]] = {}
-        keymap: dict[int, str] = {}
-        try:
-            data = array("q")
-            data.frombytes(self._kdata)
-            pos = 0
-            update = keymap.update
-            dropped, extra = self._kdropped, self._kextra
-            for path in self._kpaths:
-                n = data[pos]
-                if path not in dropped:
-                    hs = keys[path] = data[pos + 1:pos + 1 + n]
-                    if path in extra:
-                        hs.extend(extra[path])
-                    update(zip(hs, itertools.repeat(path)))
-                pos += 1 + n
-            if pos != len(data):
-                raise CacheInvalid
-        except (CacheInvalid, IndexError, ValueError) as exc:
-            raise CacheInvalid from exc
-        keys.update(self._knew)
-        keymap.update(self._kover)
-        self._keys, self._keymap = keys, keymap
-        self._kdata, self._kstarts, self._kover, self._knew = None, None, {}, {}
-        self._kdropped, self._kextra = set(), {}
+        data = array("q")
+        data.frombytes(self._kdata)
+        out: dict[str, array[int]] = {}
+        pos = 0
+        for path in self._kpaths:
+            n = data[pos]
+            if path not in self._kdropped:
+                hs = out[path] = data[pos + 1:pos + 1 + n]
+                hs.extend(self._kextra.get(path, array("q")))
+            pos += 1 + n
+        if pos != len(data):
+            raise CacheInvalid
+        for path, new in self._knew.items():
+            out[path] = array("q", new)
+        return {p: out[p] for p in self.stat if p in out}
 
     def _owner(self, h: int) -> str | None:
-        """A path holding key hash ``h`` (as ``_keymap.get(h)``; the last one in file order)."""
-        if self._keymap is not None:
-            return self._keymap.get(h)
+        """A path holding key hash ``h``: set in this scan, else the last one in file order."""
         p = self._kover.get(h)
         if p is not None:
             return p
@@ -390,9 +376,14 @@ class Ledger:
             counts = array("q")
             counts.frombytes(self._kdata)
             starts, pos = [], 0
-            for _ in self._kpaths:
-                starts.append(pos)
-                pos += 1 + counts[pos]
+            try:
+                for _ in self._kpaths:
+                    starts.append(pos)
+                    pos += 1 + counts[pos]
+            except IndexError as exc:
+                raise CacheInvalid from exc
+            if pos != len(counts):  # (the blob holds exactly one [n, hashes...] run per file)
+                raise CacheInvalid
             self._kstarts = starts
         return self._kstarts
 
@@ -413,16 +404,12 @@ class Ledger:
 
     def _unown(self, h: int, path: str) -> None:
         """``path`` no longer holds ``h`` (a key of no dup: nothing else holds it either)."""
-        km = self._keymap if self._keymap is not None else self._kover
-        if km.get(h) == path:
-            del km[h]
-        # (keys only as stored: ``path`` is dropped, so _owner skips its stored copy of ``h``)
+        if self._kover.get(h) == path:
+            del self._kover[h]
+        # (as stored: ``path`` is dropped, so _owner skips its stored copy of ``h``)
 
     def _set_owner(self, h: int, path: str) -> None:
-        if self._keymap is not None:
-            self._keymap[h] = path
-        else:
-            self._kover[h] = path
+        self._kover[h] = path
 
     def _shard(self, b: int) -> dict[str, Any]:
         sh = self._shards.get(b)
@@ -464,7 +451,7 @@ class Ledger:
             fpath = self._p(f"cost-{self.kind}-files-{b:02d}.json")
             if sh:
                 atomic_write(fpath, msgspec.json.encode({"gen": gen, "files": sh}))
-        if self._keys is not None or self._kdata is not None:
+        if self._kdata is not None:
             bits = self._kbits
             fresh = bits is None
             if bits is None:
@@ -473,17 +460,7 @@ class Ledger:
                 for added in self._kadded:
                     _mark(bits, added)
             hs: array[int] | None
-            if self._keys is not None:
-                data = array("q")
-                empty = array("q")
-                for path in self.stat:
-                    hs = self._keys.get(path, empty)
-                    data.append(len(hs))
-                    data.extend(hs)
-                body = data.tobytes()
-                if fresh:
-                    _mark(bits, data)  # (the counts too: a few harmless extra marks)
-            elif (not self._kdropped and not self._kextra
+            if (not self._kdropped and not self._kextra
                     and list(self.stat)[len(self._kpaths):] == list(self._knew)):
                 # only added files: they follow the stored ones in file order
                 data = array("q")
@@ -492,7 +469,7 @@ class Ledger:
                     data.extend(hs)
                 if fresh:
                     _mark(bits, data)
-                body = self._kdata + data.tobytes()  # type: ignore[operator]  # (_keys is None: _kdata is not)
+                body = self._kdata + data.tobytes()
                 self._kdata, self._kstarts = body, None
                 self._kpaths.extend(self._knew)
                 self._knew = {}
@@ -575,15 +552,13 @@ class Ledger:
         self._row_index.pop(path, None)
         if path not in self.stat:
             return
-        if self._keys is not None:
-            hs = self._keys.pop(path, array("q"))
-        else:  # keys still as stored: take this file's from the blob, no per-key work for the others
-            self._read_keys()
-            hs = self._stored_keys(path)
-            hs.extend(self._kextra.pop(path, array("q")))
-            hs.extend(self._knew.pop(path, array("q")))
-            if path in self._kpaths:
-                self._kdropped.add(path)
+        # this file's keys from the blob (plus this scan's): no per-key work for the others
+        self._read_keys()
+        hs = self._stored_keys(path)
+        hs.extend(self._kextra.pop(path, array("q")))
+        hs.extend(self._knew.pop(path, array("q")))
+        if path in self._kpaths:
+            self._kdropped.add(path)
         dups = self.dups
         for h in hs:
             dup = dups.get(h)
@@ -638,19 +613,16 @@ class Ledger:
                 _vec_add(a, v)
         self._agg_changed(meta["agg"], False)
         hs = array("q", key_list)
-        if self._keys is not None:
-            self._keys[path] = hs
-        else:
-            self._knew[path] = hs
+        self._knew[path] = hs
         self._kadded.append(hs)
         claude = self.kind == "claude"
         if claude:
             b = shard_of(path)
             self._shard(b)[path] = rows
             self._dirty_shards.add(b)
-        if self._keymap is not None or not self._kdata:
-            # a dict holds every key (all loaded, or none stored): plain dict operations
-            km = self._keymap if self._keymap is not None else self._kover
+        if not self._kdata:
+            # nothing stored: this scan's dict holds every key, plain dict operations
+            km = self._kover
             if km.keys().isdisjoint(key_list):
                 # every key is new (a cold scan, mostly): each is owned by this file, in C
                 # (a key in a dup always has an owner, so none of these is in one)
@@ -688,9 +660,7 @@ class Ledger:
             self._agg_changed(old["agg"], True)
         self._set_meta(path, meta)
         self._agg_changed(meta["agg"], True)
-        if self._keys is not None:
-            self._keys.setdefault(path, array("q")).extend(new_keys)
-        elif path in self._knew:
+        if path in self._knew:
             self._knew[path].extend(new_keys)
         elif path in self._kpaths and path not in self._kdropped:
             self._kextra.setdefault(path, array("q")).extend(new_keys)

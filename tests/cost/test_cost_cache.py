@@ -133,8 +133,9 @@ def test_truncated_tail_is_completed_later(logs: LogHome) -> None:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "foreign", "truncated-files", "missing-keys", "truncated-dups",
-                                    "stale-files-gen", "bad-utf8-index", "bad-utf8-files", "bad-utf8-rows"])
-def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
+                                    "stale-files-gen", "bad-utf8-index", "bad-utf8-files", "bad-utf8-rows",
+                                    "bad-key-counts"])
+def test_bad_cache_is_discarded(logs: LogHome, damage: str, tmp_path: Path) -> None:
     base(logs)
     if damage == "truncated-dups":  # a key in two files: the dups file exists
         logs.write(".claude/projects/p/c.jsonl", [claude_line(mid="m2", rid="r2", inp=7, out=7)])
@@ -164,6 +165,12 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
             data = f.read_bytes()
             at = data.index(b'"', data.index(b"claude")) - 1   # inside a string that names a path or model
             f.write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    elif damage == "bad-key-counts":  # a file's key count grown by one: the runs no longer add up
+        f = d / "cost-claude-keys.bin"
+        data = bytearray(f.read_bytes())
+        first = 24 + (1 << 19)
+        data[first:first + 8] = (int.from_bytes(data[first:first + 8], "little") + 1).to_bytes(8, "little")
+        f.write_bytes(bytes(data))
     elif damage == "stale-files-gen":
         doc = json.loads(index.read_text())
         doc["fshard_gen"] = [g + 1 if g else 0 for g in doc["fshard_gen"]]
@@ -175,6 +182,8 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str) -> None:
     got = strip(scan(logs, logs.cache))
     assert got == strip(scan(logs, None))
     assert got[0]["totals"]["totalTokens"] == expected[0]["totals"]["totalTokens"] + 2
+    scan(logs, tmp_path / "fresh")
+    assert _stored_keys(logs.cache, "claude") == _stored_keys(tmp_path / "fresh", "claude")
 
 
 def test_refresh_ignores_cache(logs: LogHome, calls) -> None:
@@ -303,9 +312,7 @@ def _stored_keys(cache: Path, kind: str) -> dict[str, list[int]]:
     from engine.cost.scanner import tz_key
 
     led = Ledger.load(kind, cache / "cost-usage", tz_key(timezone.utc))
-    led._load_keys()
-    assert led._keys is not None
-    return {p: sorted(hs) for p, hs in led._keys.items()}
+    return {p: sorted(hs) for p, hs in led.keys_by_path().items()}
 
 
 def test_changes_keep_the_stored_keys_exact(logs: LogHome, tmp_path: Path) -> None:

@@ -549,8 +549,9 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
             return out
         for r in results:
             by_kind[r[0]].append(r)
+    handed = handoff.kind if handoff is not None and finish is not None else None  # (a worker folds it)
     for kind, plan in plans.items():
-        if handoff is not None and kind == handoff.kind:
+        if kind == handed:
             continue
         try:
             try:

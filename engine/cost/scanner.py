@@ -157,7 +157,8 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
     cores stay busy to the end whatever the per-byte cost of each file.  The children inherit
     the task list through ``fork`` and send their results back once, pickled, when done; the
     parent's own results are never pickled.  (Cheaper than a ``multiprocessing.Pool``: no
-    handler threads and one message per child instead of two per batch.)
+    handler threads and one message per child instead of two per batch.)  Every message is a
+    length-prefixed pickle (:func:`_send`, :func:`_recv`).
 
     With a ``handoff``, its kind's batches and the others' sit in two queues: the first child
     starts on the hand-off kind, this process on the others, both then help with the rest.  At
@@ -167,7 +168,6 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
     here and, with a handoff, a function that waits for the first child's :class:`FoldedLedger`.
     """
     import fcntl  # (POSIX only, like fork itself; not imported where it cannot be used)
-    import pickle
     import signal
 
     # the work queues: one 4-byte batch number per batch (a pipe read of 4 bytes is atomic, so
@@ -237,9 +237,7 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
                     os.close(r)
                     out = work(queues[::-1])
                     if back_r < 0:
-                        data = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
-                        with os.fdopen(w, "wb") as f:
-                            f.write(data)
+                        _send(w, ("ok", out))
                     else:  # the hand-off worker
                         assert handoff is not None
                         os.close(back_w)
@@ -253,11 +251,7 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent
                     code = 1
                     try:
-                        if back_r < 0:
-                            with os.fdopen(w, "wb") as f:
-                                f.write(pickle.dumps(("error", f"{type(exc).__name__}: {exc}")))
-                        else:
-                            _send(w, ("error", f"{type(exc).__name__}: {exc}"))
+                        _send(w, ("error", f"{type(exc).__name__}: {exc}"))
                     except BaseException:  # noqa: BLE001
                         pass
                 finally:
@@ -294,13 +288,12 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
             os.close(q)
         failures = []
         for pid, r in children:
-            with os.fdopen(r, "rb") as rf:
-                data = rf.read()
-            os.waitpid(pid, 0)
             try:
-                status, payload = pickle.loads(data)
+                status, payload = _recv(r)
             except Exception:  # noqa: BLE001 - child died before sending its results
                 status, payload = "error", "worker process died"
+            os.close(r)
+            os.waitpid(pid, 0)
             if status == "ok":
                 results.extend(payload)
             else:

@@ -67,7 +67,6 @@ KEYMASK = KEYSLOTS - 1
 def _mark(slots: bytearray, values: Iterable[int]) -> None:
     """``slots[v & KEYMASK] = 1`` for every value, iterated in C."""
     collections.deque(map(slots.__setitem__, map(KEYMASK.__and__, values), itertools.repeat(1)), maxlen=0)
-VEC = 6  # input, cache_read, cache_create, output, cost, unpriced_rows
 
 
 def _zero() -> Vec:
@@ -97,13 +96,9 @@ def codex_aggkey(row: Row) -> str:
     return f"{row[2]}|{row[3]}|0"
 
 
-def codex_row_key(ident: str, row: Row) -> int:
-    """:func:`key_hash` of the row's identity and values, ``\\x1f``-joined after ``ident``."""
-    return codex_row_keys(ident, [row])[0]
-
-
 def codex_row_keys(ident: str, rows: list[Row]) -> list[int]:
-    """:func:`codex_row_key` of each row (the hash of ``ident`` is taken once)."""
+    """Each row's dedup key: :func:`key_hash` of ``ident`` and the row's identity and values,
+    ``\\x1f``-joined (the hash of ``ident`` is taken once)."""
     head = hashlib.blake2b(f"{ident}\x1f".encode(), digest_size=8)
     from_bytes = int.from_bytes
     out = []
@@ -781,21 +776,10 @@ class Ledger:
         return self.skipped
 
 
-def aggregate_rows(rows: Iterable[Row], aggkey: Callable[[Row], str],
-                   vec: Callable[[Row], Iterable[Any]]) -> dict[str, Vec]:
-    agg: dict[str, Vec] = {}
-    for row in rows:
-        k = aggkey(row)
-        a = agg.get(k)
-        if a is None:
-            agg[k] = a = _zero()
-        _vec_add(a, vec(row))
-    return agg
-
-
 def aggregate_claude(rows: Iterable[Row]) -> tuple[dict[str, Vec], list[str] | None]:
-    """``aggregate_rows(rows, claude_aggkey, claude_vec)`` and the rows' ``[first, last]`` day
-    (``None`` without rows), in one pass; the sums are bit-identical (same additions, same order)."""
+    """Per ``claude_aggkey(row)``, the sum of ``claude_vec(row)`` over the rows in order, and the
+    rows' ``[first, last]`` day (``None`` without rows), in one unrolled pass (bit-identical to
+    adding each row's vector to zeros in order; tests/cost checks it)."""
     agg: dict[str, Vec] = {}
     get = agg.get
     days: set[str] = set()
@@ -823,7 +807,7 @@ def aggregate_claude(rows: Iterable[Row]) -> tuple[dict[str, Vec], list[str] | N
 
 
 def aggregate_codex(rows: Iterable[Row]) -> tuple[dict[str, Vec], list[str] | None]:
-    """``aggregate_rows(rows, codex_aggkey, codex_vec)`` and the rows' ``[first, last]`` day."""
+    """:func:`aggregate_claude` for Codex rows (``codex_aggkey``, ``codex_vec``)."""
     agg: dict[str, Vec] = {}
     get = agg.get
     days: set[str] = set()

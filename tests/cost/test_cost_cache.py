@@ -297,13 +297,12 @@ def test_the_scan_pauses_the_cyclic_gc_and_restores_its_state(logs: LogHome) -> 
 def test_codex_row_keys_keep_their_persisted_form() -> None:
     """Row keys are stored in the cache: the batched hashing must give key_hash of the joined fields."""
     from engine.cost.jsonl import key_hash
-    from engine.cost.ledger import codex_row_key, codex_row_keys
+    from engine.cost.ledger import codex_row_keys
 
     rows = [["turn-1", 3, "2026-06-15", "gpt-5", 100, 50, 10, 0.1], [None, 0, "2026-06-15", "gpt-5", 0, 0, 1, None]]
     expected = [key_hash("\x1f".join(("session:s", r[0] or "", str(r[1]), r[2], r[3], str(r[4]), str(r[5]), str(r[6]))))
                 for r in rows]
     assert codex_row_keys("session:s", rows) == expected
-    assert [codex_row_key("session:s", r) for r in rows] == expected
     assert expected[0] != expected[1]
 
 
@@ -395,3 +394,33 @@ def test_pool_hand_off_failure_falls_back_to_scanning_here(logs: LogHome, monkey
     assert strip(scan(logs, logs.cache)) == expected
     monkeypatch.setattr(scanner, "_fold", real_fold)
     assert strip(scan(logs, logs.cache)) == expected
+
+
+def test_unrolled_aggregates_equal_adding_each_row_in_order() -> None:
+    """aggregate_claude/aggregate_codex are unrolled for speed: the same sums, bit for bit, as
+    adding each row's vector to zeros in row order, and the rows' first and last day."""
+    import random
+
+    from engine.cost.ledger import (aggregate_claude, aggregate_codex, claude_aggkey, claude_vec, codex_aggkey,
+                                    codex_vec)
+
+    def reference(rows, aggkey, vec):
+        agg: dict[str, list] = {}
+        for row in rows:
+            a = agg.setdefault(aggkey(row), [0, 0, 0, 0, 0.0, 0])
+            for i, v in enumerate(vec(row)):
+                a[i] += v
+        return agg
+
+    rnd = random.Random(5)
+    days = ["2026-06-14", "2026-06-15", "2026-06-16"]
+    claude = [[rnd.choice(days), rnd.choice(["opus", "haiku"]), rnd.randrange(9), rnd.randrange(9),
+               rnd.randrange(9), 0, rnd.randrange(9), rnd.choice([None, rnd.random() / 7, 0.1]), 0,
+               rnd.randrange(2)] for _ in range(300)]
+    codex = [["t", i, rnd.choice(days), rnd.choice(["gpt-5", "gpt-9"]), rnd.randrange(99), rnd.randrange(9),
+              rnd.randrange(9), rnd.choice([None, rnd.random() / 3])] for i in range(300)]
+    agg, span = aggregate_claude(claude)
+    assert agg == reference(claude, claude_aggkey, claude_vec) and span == [min(days), max(days)]
+    agg, span = aggregate_codex(codex)
+    assert agg == reference(codex, codex_aggkey, codex_vec) and span == [min(days), max(days)]
+    assert aggregate_claude([]) == ({}, None)

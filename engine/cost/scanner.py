@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from datetime import date, datetime, time as dtime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -32,6 +33,9 @@ POOL_MIN_BYTES = 8 << 20      # below this a pool costs more than it saves
 BATCH_BYTES = 2 << 20         # work unit of the forked parse (see _run_forked)
 BATCH_FILES = 32
 MAX_BATCHES = 8192           # (and at most a pipe's capacity / 8)
+#: a warm scan of both kinds forks one process for the Claude logs (see _scan_split) once the
+#: Claude cache index is this large (some hundreds of files): below, a fork costs more than it saves
+SPLIT_MIN_INDEX_BYTES = 64 << 10
 
 
 def tz_key(tz: tzinfo) -> str:
@@ -79,9 +83,18 @@ def _parse_one(task: Task) -> Result:
         return kind, path, None, ("oserror", str(exc))
 
 
+def can_fork() -> bool:
+    """Whether this process may fork workers: POSIX, and no other Python thread running (a host
+    app's thread could hold a lock that the forked copy would then wait for forever)."""
+    if not hasattr(os, "fork"):
+        return False
+    threading = sys.modules.get("threading")  # (not imported: no Python threads)
+    return threading is None or threading.active_count() <= 1
+
+
 def _forks(tasks: list[Task], total: int, workers: int) -> bool:
     """Whether parsing ``tasks`` (``total`` bytes) is worth forking workers."""
-    return workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and hasattr(os, "fork")
+    return workers > 1 and len(tasks) > 1 and total >= POOL_MIN_BYTES and can_fork()
 
 
 def _run_tasks(tasks: list[Task], sizes: dict[str, int], progress: Progress | None,
@@ -126,15 +139,22 @@ class _Handoff:
 def _send(fd: int, obj: object) -> None:
     import pickle
 
-    blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    data = memoryview(len(blob).to_bytes(8, "little") + blob)  # length-prefixed: no EOF needed
-    while data:
-        data = data[os.write(fd, data):]
+    _send_bytes(fd, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _recv(fd: int) -> Any:
     import pickle
 
+    return pickle.loads(_recv_bytes(fd))
+
+
+def _send_bytes(fd: int, blob: bytes) -> None:
+    data = memoryview(len(blob).to_bytes(8, "little") + blob)  # length-prefixed: no EOF needed
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _recv_bytes(fd: int) -> bytes:
     def exactly(n: int) -> bytes:
         parts, got = [], 0
         while got < n:
@@ -145,7 +165,7 @@ def _recv(fd: int) -> Any:
             got += len(chunk)
         return b"".join(parts)
 
-    return pickle.loads(exactly(int.from_bytes(exactly(8), "little")))
+    return exactly(int.from_bytes(exactly(8), "little"))
 
 
 def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | None, workers: int,
@@ -499,6 +519,8 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
     process pool (so both cores stay busy to the end and the pool starts once).  A kind whose
     scan fails maps to its exception; the other kinds are unaffected."""
     args = (home, env, tz, scan_since, scan_until, cache_dir)
+    if _splits(kinds, cache_dir, refresh, workers):
+        return _scan_split(kinds, home, env, tz, scan_since, scan_until, cache_dir, progress)
     out: dict[str, Ledger | Exception] = {}
     plans: dict[str, _Plan] = {}
     for kind in kinds:
@@ -564,6 +586,78 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
             except Exception as exc:  # noqa: BLE001
                 out[handoff.kind] = exc
     return {k: out[k] for k in kinds if k in out}
+
+
+def _splits(kinds: list[str], cache_dir: Path | None, refresh: bool, workers: int | None) -> bool:
+    """Whether to scan the two kinds in two processes from the start (:func:`_scan_split`): both
+    kinds, a large Claude cache to bring up to date (a cold or refreshed scan plans both kinds
+    here and shares the parsing instead), two usable cores and fork."""
+    if sorted(kinds) != ["claude", "codex"] or refresh or cache_dir is None:
+        return False
+    try:
+        if os.stat(cache_dir / "cost-claude-index.json").st_size < SPLIT_MIN_INDEX_BYTES:
+            return False
+    except OSError:
+        return False
+    return (workers or cpu_count()) > 1 and can_fork()
+
+
+def _scan_split(kinds: list[str], home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str,
+                scan_until: str, cache_dir: Path | None, progress: Progress | None) -> dict[str, Ledger | Exception]:
+    """:func:`scan_kinds` of a warm cache in two processes: a forked child brings the Claude
+    ledger up to date (listing, parsing, folding, saving) and sends back its totals
+    (:class:`FoldedLedger`) while this process does the Codex one.  Most of a warm scan is
+    listing and ``stat``-ing the logs, which no single process can do faster.  If the child
+    fails, the Claude scan is done here afterwards (its cache was saved atomically, or not at all)."""
+    common: dict[str, Any] = dict(home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
+                                  cache_dir=cache_dir, refresh=False, workers=1)
+    out: dict[str, Ledger | Exception] = {}
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the Claude scan
+        code = 0
+        try:
+            os.close(r)
+            led = scan_kind("claude", **common)
+            # (msgpack, not pickle: no import; floats round-trip exactly)
+            _send_bytes(w, msgspec.msgpack.encode(("folded", led.totals(), led.skipped_lines())))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            code = 1
+            try:
+                _send_bytes(w, msgspec.msgpack.encode(("error", f"{type(exc).__name__}: {exc}")))
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        try:
+            out["codex"] = scan_kind("codex", **common, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - reported per provider
+            out["codex"] = exc
+        try:
+            status, *rest = msgspec.msgpack.decode(_recv_bytes(r))
+        except Exception:  # noqa: BLE001 - the child died before sending
+            status, rest = "error", []
+    except BaseException:
+        import signal
+
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        raise
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    if status == "folded":
+        out["claude"] = FoldedLedger(rest[0], rest[1])
+    else:
+        try:
+            out["claude"] = scan_kind("claude", **common)
+        except Exception as exc:  # noqa: BLE001
+            out["claude"] = exc
+    return {k: out[k] for k in kinds}
 
 
 def _plan(kind: str, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str, scan_until: str,

@@ -424,3 +424,102 @@ def test_unrolled_aggregates_equal_adding_each_row_in_order() -> None:
     agg, span = aggregate_codex(codex)
     assert agg == reference(codex, codex_aggkey, codex_vec) and span == [min(days), max(days)]
     assert aggregate_claude([]) == ({}, None)
+
+
+def _split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm scans of both kinds run in two processes (_scan_split) whatever the cache's size."""
+    from engine.cost import scanner
+
+    monkeypatch.setattr(scanner, "SPLIT_MIN_INDEX_BYTES", 0)
+    monkeypatch.setattr(scanner, "cpu_count", lambda: 2)
+
+
+def test_split_warm_scan_equals_one_process(logs: LogHome, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A warm scan in two processes (the Claude ledger brought up to date, folded and saved by a
+    forked child) gives the payloads and leaves the stored keys of a scan done in one process,
+    after new, grown and removed files of both kinds."""
+    from engine.cost import scanner
+
+    _more(logs)
+    scan(logs, logs.cache)
+    _split(monkeypatch)
+    assert scanner._splits(["claude", "codex"], logs.cache / "cost-usage", False, None)
+    parent = os.getpid()
+    real_scan_kind = scanner.scan_kind
+
+    def spy(kind, **kw):
+        if kind == "claude" and os.getpid() != parent:
+            os.write(w, b"c")  # (the child's own memory is gone with it: tell the parent through a pipe)
+        return real_scan_kind(kind, **kw)
+
+    r, w = os.pipe()
+    monkeypatch.setattr(scanner, "scan_kind", spy)
+    X2 = ".codex/sessions/2026/06/15/rollout-2026-06-15T12-00-00-w.jsonl"
+    rounds = [
+        lambda: None,
+        lambda: logs.write(".claude/projects/q/new.jsonl", [claude_line(mid="n1", rid="n", inp=3, out=4),
+                                                            claude_line(mid="m2", rid="r2", inp=7, out=7)]),
+        lambda: logs.write(X2, [codex_meta("2026-06-15T12:00:00Z", "w"), codex_turn("2026-06-15T12:00:00Z", "gpt-5"),
+                                codex_tokens("2026-06-15T12:01:00Z", (9, 1, 2), (9, 1, 2))]),
+        lambda: logs.append(A, [claude_line(mid="m9", rid="r9", inp=5, out=5)]),
+        lambda: (logs.home / ".claude/projects/q/1.jsonl").unlink(),
+    ]
+    for i, change in enumerate(rounds):
+        change()
+        got = strip(scan(logs, logs.cache))
+        assert got == strip(scan(logs, None)), f"round {i}"
+        fresh = tmp_path / f"fresh{i}"
+        scan(logs, fresh)
+        for kind in ("claude", "codex"):
+            assert _stored_keys(logs.cache, kind) == _stored_keys(fresh, kind), f"round {i}: {kind}"
+    os.close(w)
+    forked = list(os.read(r, 100))
+    os.close(r)
+    assert len(forked) == len(rounds)  # every warm scan's Claude part ran in a child
+
+
+def test_split_child_failure_falls_back_to_scanning_here(logs: LogHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cost import scanner
+
+    _more(logs)
+    scan(logs, logs.cache)
+    logs.write(".claude/projects/q/new.jsonl", [claude_line(mid="n1", rid="n", inp=3, out=4)])
+    expected = strip(scan(logs, None))
+    _split(monkeypatch)
+    parent = os.getpid()
+    real_scan_kind = scanner.scan_kind
+
+    def failing(kind, **kw):
+        if os.getpid() != parent:
+            os._exit(3)  # the child dies without a word
+        return real_scan_kind(kind, **kw)
+
+    monkeypatch.setattr(scanner, "scan_kind", failing)
+    assert strip(scan(logs, logs.cache)) == expected
+    monkeypatch.setattr(scanner, "scan_kind", real_scan_kind)
+    assert strip(scan(logs, logs.cache)) == expected
+
+
+def test_no_fork_while_other_threads_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An embedding app's thread could hold a lock a forked copy would wait for forever: with
+    another Python thread alive the scanner neither splits nor forks parse workers."""
+    import threading
+
+    from engine.cost import scanner
+
+    monkeypatch.setattr(scanner, "SPLIT_MIN_INDEX_BYTES", 0)
+    (tmp_path / "cost-claude-index.json").write_bytes(b"{}")
+    assert scanner.can_fork() == hasattr(os, "fork")
+    assert scanner._splits(["claude", "codex"], tmp_path, False, 2) == hasattr(os, "fork")
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not scanner.can_fork()
+        assert not scanner._splits(["claude", "codex"], tmp_path, False, 2)
+        assert not scanner._forks([("claude", "a", 0, None, timezone.utc, False)] * 2, 1 << 40, 2)
+    finally:
+        stop.set()
+        t.join()
+    assert not scanner._splits(["claude"], tmp_path, False, 2)
+    assert not scanner._splits(["claude", "codex"], tmp_path, True, 2)

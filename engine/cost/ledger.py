@@ -15,20 +15,26 @@ same order as a full pass, so bit-identical), and the stored key hashes are sear
 map, then ``rfind``) and updated in place (a changed file's stored hashes are dropped, its
 new ones added) instead of being loaded into a dict.
 
-Cache files in ``cache_dir`` (all written atomically, tmp + ``os.replace``; only changed ones)::
+Cache files in ``cache_dir``, each named with the generation ``<g>`` (16 hex digits) of the
+save that wrote it; a save writes only the changed parts, as new files, never over old ones::
 
-    cost-<kind>-index.json        files' stat (their order is the file order), the total, the
-                                  per-key sums before dups/rounding, skipped lines, generations:
-                                  all a scan with nothing changed reads
-    cost-<kind>-files-<nn>.json   files' offset/signature/parser state/agg, 4 shards by path
-    cost-<kind>-dups.json         keys held by more than one file
-    cost-<kind>-keys.bin          a byte map of all key hashes, then every file's key hashes in
-                                  file order (read only when something changed)
-    cost-claude-rows-<nn>.json    Claude rows, 32 shards by path (read for changed files only)
+    cost-<kind>-index-<g>.json        files' stat (their order is the file order), the total, the
+                                      per-key sums before dups/rounding, skipped lines, and the
+                                      generation of every other part: all a scan with nothing
+                                      changed reads
+    cost-<kind>-files-<nn>-<g>.json   files' offset/signature/parser state/agg, 4 shards by path
+    cost-<kind>-dups-<g>.json         keys held by more than one file
+    cost-<kind>-keys-<g>.bin          a byte map of all key hashes, then every file's key hashes in
+                                      file order (read only when something changed)
+    cost-claude-rows-<nn>-<g>.json    Claude rows, 32 shards by path (read for changed files only)
 
-The index (written last) names the generation of every other file, and each file carries
-its own; a corrupt, mismatched, foreign-version, other-pricing or other-timezone cache is
-discarded as a whole, never trusted.
+The index is written last; the newest index that decodes is the cache, and the parts it names
+are then removed from view only by a later save, which deletes the files of older generations
+that its own index does not name.  So a reader never sees a half-written part, and two
+processes saving at once cannot mix their parts (their generations differ; every file is
+created exclusively).  Writing new files instead of renaming over old ones also spares ext4's
+flush-on-replace (about a millisecond per replaced file here).  A corrupt, mismatched,
+foreign-version, other-pricing or other-timezone cache is discarded as a whole, never trusted.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ import hashlib
 import collections
 import itertools
 import os
+import time
 import zlib
 from array import array
 from pathlib import Path
@@ -55,7 +62,7 @@ if TYPE_CHECKING:
     #: per-key sums: [input, cache_read, cache_create, output, cost, unpriced_rows] (ints, cost a float)
     Vec = list[Any]
 
-FORMAT = "engine-cost/4"  # /3: smaller file signatures; /4: fewer shards
+FORMAT = "engine-cost/5"  # /3: smaller file signatures; /4: fewer shards; /5: generation-named files
 # Shard counts trade a cold scan, which writes every shard (creating and renaming a file costs
 # 0.3-0.5 ms on this machine's ext4), against a rescan, which rewrites the shards of the changed files.
 SHARDS = 32   # Claude rows shards
@@ -121,24 +128,47 @@ def _claude_rank(path: str, row: Row) -> tuple[int, int, bool, str]:
     return (-row[6], row[8], "/subagents/" in path, path)
 
 
-_tmp_seq = itertools.count()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file beside ``path`` (a name no other process or call uses), then
-    rename it over ``path``: readers see the old or the new contents, never a mix."""
-    tmp = f"{path}.{os.getpid()}-{next(_tmp_seq)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+def write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``; on any failure nothing is left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(path)
         except OSError:
             pass
         raise
+
+
+def _gen_of(name: str) -> int | None:
+    """The generation in a cache file's name (``…-<16 hex digits>.<ext>``), None if it has none."""
+    stem = name.rsplit(".", 1)[0]
+    tail = stem.rsplit("-", 1)[-1]
+    if len(tail) != 16:
+        return None
+    try:
+        return int(tail, 16)
+    except ValueError:
+        return None
+
+
+def index_files(cache_dir: Path, kind: str) -> list[tuple[int, str]]:
+    """``(generation, name)`` of the ``kind`` index files in ``cache_dir``, newest first."""
+    prefix = f"cost-{kind}-index-"
+    out = []
+    try:
+        with os.scandir(cache_dir) as it:
+            for e in it:
+                if e.name.startswith(prefix) and e.name.endswith(".json"):
+                    g = _gen_of(e.name)
+                    if g is not None:
+                        out.append((g, e.name))
+    except OSError:
+        return []
+    out.sort(reverse=True)
+    return out
 
 
 class CacheInvalid(Exception):
@@ -211,21 +241,33 @@ class Ledger:
         assert self.cache_dir is not None
         return self.cache_dir / name
 
+    def _part(self, part: str, gen: int) -> Path:
+        """The file of ``part`` (``files-<nn>``, ``rows-<nn>``, ``keys``, ``dups``, ``index``) at ``gen``."""
+        return self._p(f"cost-{self.kind}-{part}-{gen:016x}.{'bin' if part == 'keys' else 'json'}")
+
     def _header(self) -> dict[str, Any]:
         return {"format": FORMAT, "kind": self.kind, "pricing": pricing.pricing_fingerprint(), "tz": self.tz_key}
 
     @classmethod
     def load(cls, kind: str, cache_dir: Path | None, tz_key: str) -> "Ledger":
-        led = cls(kind, cache_dir, tz_key)
         if cache_dir is None:
-            return led
+            return cls(kind, cache_dir, tz_key)
+        for gen, name in index_files(cache_dir, kind):  # (the newest that decodes; normally the only one)
+            led = cls._load_index(kind, cache_dir, tz_key, gen, name)
+            if led is not None:
+                return led
+        return cls(kind, cache_dir, tz_key)
+
+    @classmethod
+    def _load_index(cls, kind: str, cache_dir: Path, tz_key: str, gen: int, name: str) -> "Ledger | None":
+        led = cls(kind, cache_dir, tz_key)
         try:
-            raw = led._p(f"cost-{kind}-index.json").read_bytes()
+            raw = led._p(name).read_bytes()
         except OSError:
-            return led
+            return None
         try:
             doc = msgspec.json.decode(raw)
-            if type(doc) is not dict or doc.get("header") != led._header():
+            if type(doc) is not dict or doc.get("header") != led._header() or doc.get("gen") != gen:
                 raise CacheInvalid
             led.stat = doc["stat"]
             led.total = doc["total"]
@@ -242,7 +284,7 @@ class Ledger:
                     or len(led.fshard_n) != FSHARDS or sum(led.fshard_n) != len(led.stat)):
                 raise CacheInvalid
         except (CacheInvalid, msgspec.DecodeError, KeyError, TypeError, ValueError, AttributeError):
-            return cls(kind, cache_dir, tz_key)
+            return None
         led._dups = None  # loaded on first use
         return led
 
@@ -252,7 +294,7 @@ class Ledger:
             sh = {}
             if self.fshard_gen[b]:
                 try:
-                    doc = msgspec.json.decode(self._p(f"cost-{self.kind}-files-{b:02d}.json").read_bytes())
+                    doc = msgspec.json.decode(self._part(f"files-{b:02d}", self.fshard_gen[b]).read_bytes())
                     if doc.get("gen") != self.fshard_gen[b]:
                         raise CacheInvalid
                     sh = doc["files"]
@@ -284,7 +326,7 @@ class Ledger:
             dups: dict[int, Any] = {}
             if self.dups_gen:
                 try:
-                    doc = msgspec.json.decode(self._p(f"cost-{self.kind}-dups.json").read_bytes())
+                    doc = msgspec.json.decode(self._part("dups", self.dups_gen).read_bytes())
                     if doc.get("gen") != self.dups_gen:
                         raise CacheInvalid
                     dups = {int(k): v for k, v in doc["dups"].items()}
@@ -302,7 +344,7 @@ class Ledger:
             self._kdata = b""
             return
         try:
-            blob = self._p(f"cost-{self.kind}-keys.bin").read_bytes()
+            blob = self._part("keys", self.keys_gen).read_bytes()
             head = array("q")
             head.frombytes(blob[:24])
             if head[0] != self.keys_gen or head[1] != len(self.stat) or head[2] != KEYSLOTS:
@@ -412,7 +454,7 @@ class Ledger:
             sh = {}
             if self.shard_gen[b]:
                 try:
-                    doc = msgspec.json.decode(self._p(f"cost-claude-rows-{b:02d}.json").read_bytes())
+                    doc = msgspec.json.decode(self._part(f"rows-{b:02d}", self.shard_gen[b]).read_bytes())
                     if doc.get("gen") != self.shard_gen[b]:
                         raise CacheInvalid
                     sh = doc["files"]
@@ -429,23 +471,65 @@ class Ledger:
         return rows or {"rows": {}, "unkeyed": []}
 
     def save(self) -> None:
-        """Write what changed (each file atomically; the index last, naming the generation of
-        every other file, so a crash in between leaves a cache that is discarded, not trusted)."""
+        """Write what changed as new files of a new generation, the index last (naming the
+        generation of every part), then delete the older files the new index does not name."""
         if self.cache_dir is None or not self.changed:
             return
         self.totals()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        gen = (self.gen + 1) or 1
+        # unique per save, also between processes (their clocks tick apart), and increasing
+        gen = max(time.time_ns(), self.gen + 1)
+        written: list[Path] = []
+
+        def write(part: str, data: bytes) -> None:
+            path = self._part(part, gen)
+            write_new(path, data)
+            written.append(path)
+
+        try:
+            self._write_parts(gen, write)
+        except BaseException:
+            for path in written:  # (an index was not written: nothing refers to them)
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            raise
+        self._sweep(gen)
+
+    def _sweep(self, gen: int) -> None:
+        """Delete this kind's files that the index of ``gen`` does not name and that are older
+        than it (a save running at the same time in another process may be newer: left alone)."""
+        names = {self._part("index", gen).name}
+        names.update(self._part(f"files-{b:02d}", g).name for b, g in enumerate(self.fshard_gen) if g)
+        if self.kind == "claude":
+            names.update(self._part(f"rows-{b:02d}", g).name for b, g in enumerate(self.shard_gen) if g)
+        if self.keys_gen:
+            names.add(self._part("keys", self.keys_gen).name)
+        if self.dups_gen:
+            names.add(self._part("dups", self.dups_gen).name)
+        prefix = f"cost-{self.kind}-"
+        try:
+            with os.scandir(self.cache_dir) as it:
+                stale = [e.path for e in it if e.name.startswith(prefix) and e.name not in names
+                         and (_gen_of(e.name) or 0) < gen]
+        except OSError:
+            return
+        for path in stale:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def _write_parts(self, gen: int, write: Callable[[str, bytes], None]) -> None:
         for b in sorted(self._dirty_shards):
             self.shard_gen[b] = gen
-            atomic_write(self._p(f"cost-claude-rows-{b:02d}.json"),
-                         msgspec.json.encode({"gen": gen, "files": self._shards[b]}, enc_hook=_raw_fragment))
+            write(f"rows-{b:02d}", msgspec.json.encode({"gen": gen, "files": self._shards[b]}, enc_hook=_raw_fragment))
         for b in sorted(self._dirty_fsh):
             sh = self._fsh[b]
             self.fshard_gen[b] = gen if sh else 0
-            fpath = self._p(f"cost-{self.kind}-files-{b:02d}.json")
             if sh:
-                atomic_write(fpath, msgspec.json.encode({"gen": gen, "files": sh}))
+                write(f"files-{b:02d}", msgspec.json.encode({"gen": gen, "files": sh}))
         if self._kdata is not None:
             bits = self._kbits
             fresh = bits is None
@@ -501,18 +585,17 @@ class Ledger:
                 self._knew, self._kdropped, self._kextra = {}, set(), {}
             self._kbits, self._kadded = bits, []
             head = array("q", [gen, len(self.stat), KEYSLOTS])
-            atomic_write(self._p(f"cost-{self.kind}-keys.bin"), head.tobytes() + bytes(bits) + body)
+            write("keys", head.tobytes() + bytes(bits) + body)
             self.keys_gen = gen
         if self._dups is not None and self._dups_dirty:
-            atomic_write(self._p(f"cost-{self.kind}-dups.json"),
-                         msgspec.json.encode({"gen": gen, "dups": {str(k): v for k, v in self._dups.items()}}))
+            write("dups", msgspec.json.encode({"gen": gen, "dups": {str(k): v for k, v in self._dups.items()}}))
             self.dups_gen = gen
             self._dups_dirty = False
         self.gen = gen
         doc = {"header": self._header(), "gen": gen, "keys_gen": self.keys_gen, "dups_gen": self.dups_gen,
                "fshard_gen": self.fshard_gen, "fshard_n": self.fshard_n, "shard_gen": self.shard_gen, "stat": self.stat,
                "total": self.totals(), "raw": self.raw, "skipped": self.skipped_lines()}
-        atomic_write(self._p(f"cost-{self.kind}-index.json"), msgspec.json.encode(doc))
+        write("index", msgspec.json.encode(doc))
         self._dirty_shards.clear()
         self._dirty_fsh.clear()
         self.changed = False

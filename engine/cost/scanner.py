@@ -15,7 +15,8 @@ import msgspec
 from . import claude as claude_mod
 from . import codex as codex_mod
 from .jsonl import file_signature, key_hash
-from .ledger import CacheInvalid, Ledger, RawRows, aggregate_claude, aggregate_codex, codex_row_keys, _vec_add
+from .ledger import (CacheInvalid, Ledger, RawRows, _vec_add, aggregate_claude, aggregate_codex, codex_row_keys,
+                     index_files)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -594,8 +595,9 @@ def _splits(kinds: list[str], cache_dir: Path | None, refresh: bool, workers: in
     here and shares the parsing instead), two usable cores and fork."""
     if sorted(kinds) != ["claude", "codex"] or refresh or cache_dir is None:
         return False
+    index = index_files(cache_dir, "claude")
     try:
-        if os.stat(cache_dir / "cost-claude-index.json").st_size < SPLIT_MIN_INDEX_BYTES:
+        if not index or os.stat(cache_dir / index[0][1]).st_size < SPLIT_MIN_INDEX_BYTES:
             return False
     except OSError:
         return False

@@ -142,7 +142,7 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str, tmp_path: Path) -> N
     expected = strip(scan(logs, None))
     scan(logs, logs.cache)
     d = logs.cache / "cost-usage"
-    index = d / "cost-claude-index.json"
+    (index,) = d.glob("cost-claude-index-*.json")
     if damage == "garbage":
         index.write_bytes(b"\x00not json")
     elif damage == "foreign":
@@ -156,17 +156,17 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str, tmp_path: Path) -> N
         for f in shards:
             f.write_bytes(f.read_bytes()[:20])
     elif damage == "truncated-dups":
-        f = d / "cost-claude-dups.json"
+        (f,) = d.glob("cost-claude-dups-*.json")
         f.write_bytes(f.read_bytes()[:5])
     elif damage.startswith("bad-utf8-"):  # a byte flipped inside a JSON string: not UTF-8 any more
-        part = {"index": "cost-claude-index.json", "files": "cost-claude-files-*.json",
+        part = {"index": "cost-claude-index-*.json", "files": "cost-claude-files-*.json",
                 "rows": "cost-claude-rows-*.json"}[damage.removeprefix("bad-utf8-")]
         for f in sorted(d.glob(part)):
             data = f.read_bytes()
             at = data.index(b'"', data.index(b"claude")) - 1   # inside a string that names a path or model
             f.write_bytes(data[:at] + b"\xff" + data[at + 1:])
     elif damage == "bad-key-counts":  # a file's key count grown by one: the runs no longer add up
-        f = d / "cost-claude-keys.bin"
+        (f,) = d.glob("cost-claude-keys-*.bin")
         data = bytearray(f.read_bytes())
         first = 24 + (1 << 19)
         data[first:first + 8] = (int.from_bytes(data[first:first + 8], "little") + 1).to_bytes(8, "little")
@@ -176,7 +176,8 @@ def test_bad_cache_is_discarded(logs: LogHome, damage: str, tmp_path: Path) -> N
         doc["fshard_gen"] = [g + 1 if g else 0 for g in doc["fshard_gen"]]
         index.write_text(json.dumps(doc))
     else:
-        (d / "cost-claude-keys.bin").unlink()
+        (keys,) = d.glob("cost-claude-keys-*.bin")
+        keys.unlink()
     # something changed, so the damaged part has to be read
     logs.append(B, [claude_line(mid="m6", rid="r6", inp=1, out=1)])
     got = strip(scan(logs, logs.cache))
@@ -210,13 +211,19 @@ def test_pool_path_matches_in_process(logs: LogHome, monkeypatch: pytest.MonkeyP
     assert progress and progress[-1][0] == progress[-1][1] > 0
 
 
-def _cache_files(d: Path) -> dict[str, tuple[int, bytes]]:
-    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(d.iterdir())}
+def _cache_files(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def _part(name: str) -> str:
+    """A cache file's part: its name without the generation (``cost-claude-rows-07``)."""
+    return name.rsplit("-", 1)[0]
 
 
 def test_new_file_rewrites_only_its_shards(logs: LogHome) -> None:
     """Adding a file writes its own metadata/rows shards, the keys, the dups and the index --
-    no other shard -- and the incrementally kept totals equal a full scan's."""
+    no other shard -- as new files of a new generation, and deletes the ones they replace;
+    the incrementally kept totals equal a full scan's."""
     from engine.cost.ledger import fshard_of, shard_of
 
     base(logs)
@@ -232,11 +239,51 @@ def test_new_file_rewrites_only_its_shards(logs: LogHome) -> None:
     assert got == strip(scan(logs, None))
     after = _cache_files(d)
     path = str(logs.home / new)
-    allowed = {f"cost-claude-files-{fshard_of(path):02d}.json", f"cost-claude-rows-{shard_of(path):02d}.json", "cost-claude-keys.bin",
-               "cost-claude-dups.json", "cost-claude-index.json"}
-    changed = {n for n in after if before.get(n) != after[n]}
-    assert changed <= allowed and "cost-claude-index.json" in changed
-    assert not any(n.startswith("cost-codex-") for n in changed)
+    allowed = {f"cost-claude-files-{fshard_of(path):02d}", f"cost-claude-rows-{shard_of(path):02d}", "cost-claude-keys",
+               "cost-claude-dups", "cost-claude-index"}
+    written = {n for n in after if n not in before}
+    gone = {n for n in before if n not in after}
+    assert {_part(n) for n in written} == allowed
+    assert {_part(n) for n in gone} == allowed & {_part(n) for n in before}   # (each replaced one)
+    assert all(after[n] == before[n] for n in after if n in before)     # nothing rewritten in place
+    assert len({_part(n) for n in after}) == len(after)                  # one file per part
+
+
+def test_stale_and_foreign_files_are_swept(logs: LogHome) -> None:
+    """A save deletes its kind's files of older generations that its index does not name (a
+    crashed save's leftovers, an older format's files) and leaves newer ones and other kinds'."""
+    base(logs)
+    scan(logs, logs.cache)
+    d = logs.cache / "cost-usage"
+    leftovers = ["cost-claude-index.json", "cost-claude-rows-03-0000000000000001.json",
+                 "cost-claude-keys.bin.123-0.tmp"]
+    newer = "cost-claude-rows-03-7fffffffffffffff.json"
+    for n in leftovers + [newer]:
+        (d / n).write_bytes(b"{}")
+    codex_before = {n: b for n, b in _cache_files(d).items() if n.startswith("cost-codex-")}
+    logs.append(B, [claude_line(mid="m6", rid="r6", inp=1, out=1)])
+    assert strip(scan(logs, logs.cache)) == strip(scan(logs, None))
+    names = set(os.listdir(d))
+    assert not names & set(leftovers)
+    assert newer in names
+    assert {n: b for n, b in _cache_files(d).items() if n.startswith("cost-codex-")} == codex_before
+
+
+def test_newest_valid_index_wins(logs: LogHome) -> None:
+    """Readers take the newest index that decodes: a half-written newer one (another process
+    saving right now) is passed over, not trusted and not a reason to rescan everything."""
+    base(logs)
+    first = strip(scan(logs, logs.cache))
+    d = logs.cache / "cost-usage"
+    (index,) = d.glob("cost-claude-index-*.json")
+    half = d / "cost-claude-index-7ffffffffffffffe.json"
+    half.write_bytes(index.read_bytes()[:100])
+    from engine.cost.ledger import Ledger
+    from engine.cost.scanner import tz_key
+
+    led = Ledger.load("claude", d, tz_key(timezone.utc))
+    assert led.stat and led.gen == int(index.name.rsplit("-", 1)[1].split(".")[0], 16)
+    assert strip(scan(logs, logs.cache)) == first
 
 
 @pytest.mark.parametrize("step", ["add", "remove", "rewrite", "append"])
@@ -508,7 +555,7 @@ def test_no_fork_while_other_threads_run(monkeypatch: pytest.MonkeyPatch, tmp_pa
     from engine.cost import scanner
 
     monkeypatch.setattr(scanner, "SPLIT_MIN_INDEX_BYTES", 0)
-    (tmp_path / "cost-claude-index.json").write_bytes(b"{}")
+    (tmp_path / "cost-claude-index-0000000000000001.json").write_bytes(b"{}")
     assert scanner.can_fork() == hasattr(os, "fork")
     assert scanner._splits(["claude", "codex"], tmp_path, False, 2) == hasattr(os, "fork")
     stop = threading.Event()

@@ -515,14 +515,14 @@ def scan_kind(kind: str, *, home: Path, env: Mapping[str, str], tz: tzinfo, scan
 
 def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str,
                scan_until: str, cache_dir: Path | None, refresh: bool, progress: Progress | None = None,
-               workers: int | None = None) -> dict[str, Ledger | Exception]:
+               workers: int | None = None) -> dict[str, Ledger | FoldedLedger | Exception]:
     """:func:`scan_kind` for several kinds at once: the files of all kinds are parsed by one
     process pool (so both cores stay busy to the end and the pool starts once).  A kind whose
     scan fails maps to its exception; the other kinds are unaffected."""
     args = (home, env, tz, scan_since, scan_until, cache_dir)
     if _splits(kinds, cache_dir, refresh, workers):
         return _scan_split(kinds, home, env, tz, scan_since, scan_until, cache_dir, progress)
-    out: dict[str, Ledger | Exception] = {}
+    out: dict[str, Ledger | FoldedLedger | Exception] = {}
     plans: dict[str, _Plan] = {}
     for kind in kinds:
         try:
@@ -605,7 +605,7 @@ def _splits(kinds: list[str], cache_dir: Path | None, refresh: bool, workers: in
 
 
 def _scan_split(kinds: list[str], home: Path, env: Mapping[str, str], tz: tzinfo, scan_since: str,
-                scan_until: str, cache_dir: Path | None, progress: Progress | None) -> dict[str, Ledger | Exception]:
+                scan_until: str, cache_dir: Path | None, progress: Progress | None) -> dict[str, Ledger | FoldedLedger | Exception]:
     """:func:`scan_kinds` of a warm cache in two processes: a forked child brings the Claude
     ledger up to date (listing, parsing, folding, saving) and sends back its totals
     (:class:`FoldedLedger`) while this process does the Codex one.  Most of a warm scan is
@@ -613,7 +613,7 @@ def _scan_split(kinds: list[str], home: Path, env: Mapping[str, str], tz: tzinfo
     fails, the Claude scan is done here afterwards (its cache was saved atomically, or not at all)."""
     common: dict[str, Any] = dict(home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
                                   cache_dir=cache_dir, refresh=False, workers=1)
-    out: dict[str, Ledger | Exception] = {}
+    out: dict[str, Ledger | FoldedLedger | Exception] = {}
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: the Claude scan

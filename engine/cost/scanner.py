@@ -137,6 +137,28 @@ class _Handoff:
         self.kind, self.plan, self.tz = kind, plan, tz
 
 
+_unreaped: list[int] = []   # ended worker processes not collected yet (see _reap)
+
+
+def _reap(pid: int) -> None:
+    """Collect a worker that has sent its last message, without waiting for the OS to finish
+    tearing it down (a few milliseconds for a worker that held a large heap): if it has not
+    quite ended yet, a later call collects it (this process's exit, at the latest, hands it to
+    init)."""
+    _unreaped.append(pid)
+    _collect()
+
+
+def _collect() -> None:
+    for p in list(_unreaped):
+        try:
+            done = os.waitpid(p, os.WNOHANG)[0]
+        except ChildProcessError:
+            done = p
+        if done:
+            _unreaped.remove(p)
+
+
 def _send(fd: int, obj: object) -> None:
     import pickle
 
@@ -314,7 +336,7 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
             except Exception:  # noqa: BLE001 - child died before sending its results
                 status, payload = "error", "worker process died"
             os.close(r)
-            os.waitpid(pid, 0)
+            _reap(pid)
             if status == "ok":
                 results.extend(payload)
             else:
@@ -350,7 +372,7 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
                     status, *rest = _recv(r)
                 finally:
                     os.close(r)
-                    os.waitpid(pid, 0)
+                    _reap(pid)
                 if status != "folded":
                     raise RuntimeError(f"hand-off worker failed: {rest[0] if rest else status}")
                 return FoldedLedger(rest[0], rest[1])
@@ -520,6 +542,8 @@ def scan_kinds(kinds: list[str], *, home: Path, env: Mapping[str, str], tz: tzin
     process pool (so both cores stay busy to the end and the pool starts once).  A kind whose
     scan fails maps to its exception; the other kinds are unaffected."""
     args = (home, env, tz, scan_since, scan_until, cache_dir)
+    if _unreaped:
+        _collect()
     if _splits(kinds, cache_dir, refresh, workers):
         return _scan_split(kinds, home, env, tz, scan_since, scan_until, cache_dir, progress)
     out: dict[str, Ledger | FoldedLedger | Exception] = {}
@@ -651,7 +675,7 @@ def _scan_split(kinds: list[str], home: Path, env: Mapping[str, str], tz: tzinfo
         raise
     finally:
         os.close(r)
-        os.waitpid(pid, 0)
+        _reap(pid)
     if status == "folded":
         out["claude"] = FoldedLedger(rest[0], rest[1])
     else:

@@ -570,3 +570,30 @@ def test_no_fork_while_other_threads_run(monkeypatch: pytest.MonkeyPatch, tmp_pa
         t.join()
     assert not scanner._splits(["claude"], tmp_path, False, 2)
     assert not scanner._splits(["claude", "codex"], tmp_path, True, 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork-only")
+def test_ended_workers_are_collected_without_waiting() -> None:
+    """_reap does not block on a worker that is still ending; a later call collects it."""
+    import time
+
+    from engine.cost import scanner
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)   # ends only when told
+        os._exit(0)
+    os.close(r)
+    t0 = time.monotonic()
+    scanner._reap(pid)
+    assert time.monotonic() - t0 < 1.0 and pid in scanner._unreaped
+    os.write(w, b"x")
+    os.close(w)
+    deadline = time.monotonic() + 10
+    while pid in scanner._unreaped and time.monotonic() < deadline:
+        time.sleep(0.01)
+        scanner._collect()
+    assert pid not in scanner._unreaped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)   # collected: no zombie left

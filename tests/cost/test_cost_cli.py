@@ -93,6 +93,30 @@ def test_dumps_omits_fraction_only_for_integral_floats() -> None:
     assert dumps({"a": 28.0, "b": 112.4, "c": [1.0, 0.5]}, pretty=False) == '{"a":28,"b":112.4,"c":[1,0.5]}'
 
 
+def test_compact_dumps_is_what_json_dumps_writes() -> None:
+    """The compact encoder (msgspec, floats written by repr) gives json.dumps' exact text:
+    exponents like ``1e-07``, non-ASCII kept, control characters escaped, key order kept."""
+    import random
+
+    from engine.cost.report import _clean
+
+    rnd = random.Random(3)
+
+    def value(depth: int = 0):
+        c = rnd.random()
+        if depth > 3 or c < 0.3:
+            return rnd.choice([rnd.random() * 10 ** rnd.randint(-9, 6), 1e16, 1e-07, 2.5e-05, 0.0, -2.5, 3, 2 ** 60,
+                               float(2 ** 53), "é—✓\x01\"\\", None, True])
+        if c < 0.65:
+            return {f"k{i}é": value(depth + 1) for i in range(rnd.randint(0, 4))}
+        return [value(depth + 1) for _ in range(rnd.randint(0, 4))]
+
+    for _ in range(2000):
+        v = value()
+        assert dumps(v, pretty=False) == json.dumps(_clean(v), separators=(",", ":"), ensure_ascii=False)
+    assert dumps({"a": 1e-07, "b": 2.0}, pretty=False) == '{"a":1e-07,"b":2}'
+
+
 def test_progress_bar_only_for_text_on_a_tty(logs: LogHome, monkeypatch) -> None:
     corpus(logs)
     monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)

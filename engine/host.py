@@ -27,6 +27,8 @@ def now() -> datetime:
 def local_tz(env: Mapping[str, str]) -> tzinfo:
     """`TZ` when it names a known zone, else the system's local zone."""
     name = env.get("TZ", "").lstrip(":")
+    if name in ("UTC", "Etc/UTC"):
+        return timezone.utc  # (no zoneinfo import, no tz database read)
     if name:
         try:
             from zoneinfo import ZoneInfo

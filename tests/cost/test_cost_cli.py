@@ -137,7 +137,9 @@ def test_progress_bar_only_for_text_on_a_tty(logs: LogHome, monkeypatch) -> None
 
 
 def test_engine_cost_never_imports_the_fetch_side(logs: LogHome, tmp_path) -> None:
-    """`engine cost` is run every minute by tray apps: it must not pay for httpx, jinja2 or asyncio."""
+    """`engine cost` is run every minute by tray apps: it must not pay for httpx, jinja2 or asyncio
+    (nor for shutil, which argparse imports for the terminal width, zoneinfo for TZ=UTC, pickle
+    or json)."""
     import os
     import subprocess
     import sys
@@ -145,7 +147,8 @@ def test_engine_cost_never_imports_the_fetch_side(logs: LogHome, tmp_path) -> No
     corpus(logs)
     probe = ("import sys\nfrom engine.cli import main\n"
              "code = main(['cost', '--format', 'json', '--provider', 'codex'])\n"
-             "heavy = sorted(m for m in ('httpx', 'jinja2', 'asyncio', 'engine.context', 'engine.runner') "
+             "heavy = sorted(m for m in ('httpx', 'jinja2', 'asyncio', 'engine.context', 'engine.runner', 'shutil', "
+             "'zoneinfo', 'pickle', 'json') "
              "if m in sys.modules)\n"
              "print('HEAVY', heavy, code, file=sys.stderr)\n")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(logs.home), "ENGINE_CACHE_DIR": str(tmp_path / "c"),

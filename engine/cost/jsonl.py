@@ -11,8 +11,10 @@ Two ways to get the bytes, same blocks either way:
   marker searches read the page cache directly instead of a copy of it.  (A file truncated
   *while* mapped would raise SIGBUS on access; logs that were written recently -- the only
   ones an agent may still be writing -- are therefore read, not mapped.)
-* **read**: what is left of the file in one read when it is at most ``CHUNK`` bytes, else
-  chunks of ``CHUNK`` bytes into one reused buffer.  Lines longer than the caller's limit
+* **read**: what is left of the file in one read when it is at most ``WHOLE_READ`` bytes, else
+  chunks of up to ``READ_BUF`` bytes (at most ``CHUNK``) into one reused buffer: a fresh
+  multi-megabyte ``bytes`` costs a page fault per 4 KiB (~1 ms per megabyte here), paid again
+  by every new process.  Lines longer than the caller's limit
   that span chunk boundaries are reported once through ``on_long`` with their first
   ``max_line`` bytes.
 """
@@ -35,7 +37,9 @@ if TYPE_CHECKING:
     #: a usage row as the parsers make it: a plain list of mixed types (layouts in claude.py, codex.py)
     Row = list[Any]
 
-CHUNK = 8 << 20          # read buffer (reused per process); files up to this size are read in one go
+CHUNK = 8 << 20          # the most a read buffer may hold
+WHOLE_READ = 512 << 10   # remainders up to this size are read in one go
+READ_BUF = 1 << 20       # the reused read buffer for larger ones (more when a line limit needs it)
 SIG_EDGE = 1024
 SIG_SAMPLES = 16
 SIG_SAMPLE = 128
@@ -89,7 +93,7 @@ def read_blocks(path: str, offset: int, max_line: int,
                     return _one_block(mm, offset, size, offset, max_line, on_block, on_long, True)
                 finally:
                     mm.close()
-            if size - offset <= CHUNK:
+            if size - offset <= min(CHUNK, WHOLE_READ):
                 # small enough to take in one read (a fresh buffer: no zero-filling, no copy)
                 if offset:
                     f.seek(offset)
@@ -97,7 +101,7 @@ def read_blocks(path: str, offset: int, max_line: int,
                 return _one_block(data, 0, len(data), offset, max_line, on_block, on_long, offset == 0)
         # room for the whole remainder (plus growth while reading) when it is small; always
         # more than one over-long line so a full buffer always holds a newline or a long line
-        cap = min(CHUNK, max(size - offset + (64 << 10), 2 * max_line + (64 << 10)))
+        cap = min(CHUNK, max(min(size - offset + (64 << 10), READ_BUF), 2 * max_line + (64 << 10)))
         buf = _buffer(cap)
         cap = len(buf)
         mv = memoryview(buf)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from .report import build_payload, error_payload
-from .scanner import scan_kinds
+from .scanner import scan_kinds, sweep_in_background
 
 if TYPE_CHECKING:
     from typing import Any
@@ -67,6 +67,15 @@ def _scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str,
     # all kinds in one go: one process pool parses the Codex and Claude logs together
     ledgers = scan_kinds(kinds, home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
                          cache_dir=cdir, refresh=refresh, progress=progress) if kinds else {}
+    swept = sweep_in_background(ledgers.values())
+    try:
+        return _payloads(providers, ledgers, since=since, until=until, days=days, now=now)
+    finally:
+        swept()
+
+
+def _payloads(providers: list[str], ledgers: Mapping[str, Any], *, since: str, until: str, days: int,
+              now: datetime) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for provider in providers:
         if provider not in SUPPORTED:

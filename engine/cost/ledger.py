@@ -235,6 +235,7 @@ class Ledger:
         self._dirty: set[str] = set()
         self.skipped = 0
         self.changed = False
+        self._sweep_gen = 0   # a save's deletion of older files, left for sweep()
 
     # ------------------------------------------------------------------ io
     def _p(self, name: str) -> Path:
@@ -470,9 +471,10 @@ class Ledger:
             rows = sh[path] = rows.decode()
         return rows or {"rows": {}, "unkeyed": []}
 
-    def save(self) -> None:
+    def save(self, sweep: bool = True) -> None:
         """Write what changed as new files of a new generation, the index last (naming the
-        generation of every part), then delete the older files the new index does not name."""
+        generation of every part), then delete the older files the new index does not name
+        (with ``sweep=False``: when :meth:`sweep` is called, e.g. after the results went out)."""
         if self.cache_dir is None or not self.changed:
             return
         self.totals()
@@ -495,7 +497,20 @@ class Ledger:
                 except OSError:
                     pass
             raise
-        self._sweep(gen)
+        if sweep:
+            self._sweep(gen)
+        else:
+            self._sweep_gen = gen
+
+    @property
+    def needs_sweep(self) -> bool:
+        return bool(self._sweep_gen)
+
+    def sweep(self) -> None:
+        """The deletion a ``save(sweep=False)`` left to do (nothing if there is none)."""
+        gen, self._sweep_gen = self._sweep_gen, 0
+        if gen:
+            self._sweep(gen)
 
     def _sweep(self, gen: int) -> None:
         """Delete this kind's files that the index of ``gen`` does not name and that are older

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import timezone
 from pathlib import Path
 
@@ -519,6 +520,14 @@ def test_split_warm_scan_equals_one_process(logs: LogHome, monkeypatch: pytest.M
         scan(logs, fresh)
         for kind in ("claude", "codex"):
             assert _stored_keys(logs.cache, kind) == _stored_keys(fresh, kind), f"round {i}: {kind}"
+        # the child deletes the Claude files its save replaced after it has answered: soon one file a part
+        deadline = time.monotonic() + 10
+        while True:
+            names = os.listdir(logs.cache / "cost-usage")
+            if len({_part(n) for n in names}) == len(names) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert len({_part(n) for n in names}) == len(names), f"round {i}: {sorted(names)}"
     os.close(w)
     forked = list(os.read(r, 100))
     os.close(r)
@@ -575,7 +584,6 @@ def test_no_fork_while_other_threads_run(monkeypatch: pytest.MonkeyPatch, tmp_pa
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork-only")
 def test_ended_workers_are_collected_without_waiting() -> None:
     """_reap does not block on a worker that is still ending; a later call collects it."""
-    import time
 
     from engine.cost import scanner
 

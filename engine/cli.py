@@ -522,10 +522,13 @@ def cmd_cost(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if _console:
         # the process ends right after (see console()): the objects the scan made are never
         # freed, so the cyclic collector would only walk them (a full pass costs ~4 ms each time
-        # the scan's own pause ends)
+        # the scan's own pause ends), and its big structures are left to the OS, not freed one by one
         import gc
 
+        from .cost import scanner
+
         gc.disable()
+        scanner.graveyard = []
     env = host.environment()
     code = int(cost_cli.run(args, env=env, home=host.home(), now=host.now(), tz=host.local_tz(env),
                             cache_dir=host.engine_cache_dir(env), stdout=out, stderr=err))

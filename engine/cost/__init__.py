@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from .report import build_payload, error_payload
+from . import scanner
 from .scanner import scan_kinds, sweep_in_background
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ def _scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str,
     ledgers = scan_kinds(kinds, home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
                          cache_dir=cdir, refresh=refresh, progress=progress) if kinds else {}
     swept = sweep_in_background(ledgers.values())
+    if scanner.graveyard is not None:
+        scanner.graveyard.append(ledgers)
     try:
         return _payloads(providers, ledgers, since=since, until=until, days=days, now=now)
     finally:

@@ -220,20 +220,25 @@ def corpus(bench: Path, size: str, seed: int) -> Path:
 
 
 def new_sessions(bench: Path, end_date: str) -> dict[str, tuple[Path, str]]:
-    """One Claude and one Codex session from a tiny corpus with another seed, dated like the big
-    corpus's last day: kind -> (source, target relative to the corpus HOME)."""
-    extra = bench / f"extra-sessions-{end_date}"
+    """New sessions for the rescans, from a second corpus (another seed) of one day's sessions dated
+    like the big corpus's last day: the median-size Claude and Codex session of that day (a
+    typical new session: ``claude``, ``codex``), and its largest Codex session (``codex_large``,
+    near the biggest of the big corpus).  kind -> (source, target relative to the corpus HOME).
+    (Earlier versions took a 400 KB corpus, whose single Codex session -- 3.8 MB, above the big
+    corpus's 99th percentile -- then stood for "one new session"; it is the large one now.)"""
+    extra = bench / f"extra-day-{end_date}"
     if not (extra / "cost-corpus-manifest.json").exists():
         if extra.exists():
             shutil.rmtree(extra)
-        subprocess.run([sys.executable, str(GEN), "--home", str(extra), "--size", "400KB", "--seed", "4242",
+        subprocess.run([sys.executable, str(GEN), "--home", str(extra), "--size", "24MB", "--seed", "4242",
                         "--end-date", end_date, "--days", "1", "--archived-share", "0", "--config-claude-share", "0",
                         "--resume-rate", "0", "--subagent-rate", "0"], check=True, stdout=subprocess.DEVNULL)
-    claude = sorted((extra / ".claude" / "projects").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
-    codex = sorted((extra / ".codex" / "sessions").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
-    pick_claude, pick_codex = claude[len(claude) // 2], codex[len(codex) // 2]
+    claude = sorted((extra / ".claude" / "projects").rglob("*.jsonl"), key=lambda p: (p.stat().st_size, p.name))
+    codex = sorted((extra / ".codex" / "sessions").rglob("*.jsonl"), key=lambda p: (p.stat().st_size, p.name))
+    pick_claude, pick_codex, large_codex = claude[len(claude) // 2], codex[len(codex) // 2], codex[-1]
     return {"claude": (pick_claude, str(Path(".claude/projects/-bench-new") / pick_claude.name)),
-            "codex": (pick_codex, str(pick_codex.relative_to(extra)))}
+            "codex": (pick_codex, str(pick_codex.relative_to(extra))),
+            "codex_large": (large_codex, str(large_codex.relative_to(extra)))}
 
 
 GROW_BYTES = 256 << 10
@@ -278,7 +283,8 @@ def _restore(cache: Path, snapshot: Path) -> None:
 def rescans(home: Path, cache: Path, snapshot: Path, days: int, adds: dict[str, tuple[Path, str]]) -> dict:
     """Scan work after each change, each time from the same warm cache (``snapshot``)."""
     out = {}
-    for name, kinds in (("new_claude", ["claude"]), ("new_codex", ["codex"]), ("new_both", ["claude", "codex"])):
+    for name, kinds in (("new_claude", ["claude"]), ("new_codex", ["codex"]), ("new_both", ["claude", "codex"]),
+                        ("new_codex_large", ["codex_large"])):
         _restore(cache, snapshot)
         placed = []
         try:
@@ -355,7 +361,8 @@ def main() -> None:
           + f"; runs={args.runs}", file=sys.stderr)
 
     days_cli = cli_days(manifest, home)
-    res: dict[str, list[dict]] = {k: [] for k in ("cold", "warm", "new_claude", "new_codex", "new_both", "grow",
+    res: dict[str, list[dict]] = {k: [] for k in ("cold", "warm", "new_claude", "new_codex", "new_both",
+                                                   "new_codex_large", "grow",
                                                    "cli_cold", "cli_warm", "ccusage", "mem_cli", "mem_ccusage")}
     background: list[float] = []
     for i in range(args.runs):
@@ -401,9 +408,12 @@ def main() -> None:
     print(f"| engine cold (empty cache): `engine cost --format json` | {m('cold', 'scan_s'):.3f} | "
           f"{m('cli_cold', 'wall_s'):.3f} | {m('mem_cli', 'peak_pss_mb'):.0f} | {m('mem_cli', 'peak_rss_mb'):.0f} |")
     print(f"| engine warm (nothing changed) | {m('warm', 'scan_s'):.3f} | {m('cli_warm', 'wall_s'):.3f} | | |")
-    print(f"| engine after one new Claude session | {m('new_claude', 'scan_s'):.3f} | | | |")
-    print(f"| engine after one new Codex session | {m('new_codex', 'scan_s'):.3f} | | | |")
+    kib = {k: src.stat().st_size / 1024 for k, (src, _) in adds.items()}
+    print(f"| engine after one new Claude session ({kib['claude']:.0f} KiB) | {m('new_claude', 'scan_s'):.3f} | | | |")
+    print(f"| engine after one new Codex session ({kib['codex']:.0f} KiB) | {m('new_codex', 'scan_s'):.3f} | | | |")
     print(f"| engine after one new Claude and one new Codex session | {m('new_both', 'scan_s'):.3f} | | | |")
+    print(f"| engine after one new large Codex session ({kib['codex_large'] / 1024:.1f} MiB) | "
+          f"{m('new_codex_large', 'scan_s'):.3f} | | | |")
     print(f"| engine after a Claude and a Codex session grew by {GROW_BYTES >> 10} KiB each | "
           f"{m('grow', 'scan_s'):.3f} | | | |")
     if res["ccusage"]:
@@ -414,6 +424,7 @@ def main() -> None:
     print(f"\nscan work: warm / cold = {m('warm', 'scan_s') / cold_s:.3%} ({m('warm', 'scan_s') * 1000:.1f} ms); "
           f"one new session / cold = {one / cold_s:.2%} ({one * 1000:.1f} ms, the slower of Claude and Codex); "
           f"two new sessions / cold = {m('new_both', 'scan_s') / cold_s:.2%}; "
+          f"one new large Codex session / cold = {m('new_codex_large', 'scan_s') / cold_s:.2%}; "
           f"two sessions grown / cold = {m('grow', 'scan_s') / cold_s:.2%}")
     if res["ccusage"]:
         ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(res["cli_cold"], res["ccusage"])]

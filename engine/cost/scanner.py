@@ -507,7 +507,10 @@ def _listing(kind: str, led: Ledger, home: Path, env: Mapping[str, str], tz: tzi
             found[path] = os.stat(path)
         except OSError:
             pass
-    # one file reachable through two paths (hard link / copy by link) counts once
+    # one file reachable through two paths (hard link / copy by link) counts once: the path of the
+    # first root, then the smallest (the order of the listing itself does not matter otherwise)
+    if len({(st.st_dev, st.st_ino) for st in found.values()}) == len(found):
+        return found, roots
     root_strs = tuple(str(r) + os.sep for r in roots)
 
     def order(p: str) -> tuple[int, str]:

@@ -156,3 +156,32 @@ def test_token_count_with_invalid_utf8_is_skipped_and_counted(logs: LogHome) -> 
     path.write_bytes("\n".join(events).encode() + b"\n" + bad + b"\n")
     (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=None)
     assert codex["totals"]["totalTokens"] == 110 and codex["diagnostics"] == {"skippedLines": 1}
+
+
+def test_a_file_linked_into_two_roots_counts_once(logs: LogHome) -> None:
+    """A session reachable as sessions/…/x.jsonl and, hard-linked, as archived_sessions/x.jsonl
+    (one inode) is one file: read once, under its sessions/ path; without a session id, whose
+    rows are keyed by the file, it would otherwise count twice."""
+    import os
+
+    from engine.cost import codex as codex_mod
+    from engine.cost.scanner import _listing
+    from engine.cost.ledger import Ledger
+
+    events = [codex_turn("2026-06-15T09:00:00Z", "gpt-5"),
+              codex_tokens("2026-06-15T09:01:00Z", (100, 0, 10), (100, 0, 10))]
+    live = ".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-nosid.jsonl"
+    logs.write(live, events)
+    linked = logs.home / ".codex/archived_sessions/rollout-2026-06-15T09-00-00-nosid.jsonl"
+    linked.parent.mkdir(parents=True)
+    try:
+        os.link(logs.home / live, linked)
+    except OSError:
+        pytest.skip("no hard links here")
+    for cache in (None, logs.cache, logs.cache):
+        (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=cache)
+        assert codex["totals"]["totalTokens"] == 110
+    listing, _ = _listing("codex", Ledger("codex", None, "UTC"), logs.home, {}, timezone.utc, "2026-05-01",
+                          "2026-06-17", True)
+    assert list(listing) == [str(logs.home / live)]
+    assert codex_mod.codex_roots(logs.home, {})[1] == linked.parent

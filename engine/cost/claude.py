@@ -194,11 +194,31 @@ class _ClaudeParse:
             return self.line_general(raw)
         msg = rec.message
         u = msg.usage
+        inp = u.input_tokens
         cc = u.cache_creation_input_tokens
+        cr = u.cache_read_input_tokens
+        out = u.output_tokens
+        if not (inp or cc or cr or out):
+            return True
         d = u.cache_creation
         cc1h = 0 if d is None else min(d.ephemeral_1h_input_tokens, cc)
-        return self.add(raw, None, rec.timestamp, msg.model, u.input_tokens, cc, u.cache_read_input_tokens,
-                        u.output_tokens, cc1h, rec.isSidechain is True, msg.id, rec.requestId)
+        # what add() does, inline for the common case (this runs for every streamed chunk): a
+        # Zulu timestamp whose UTC hour's day is known, a known model, no Vertex AI id or model
+        ts = rec.timestamp
+        day = self.hours.get(ts[:13])
+        model = msg.model
+        norm = self.models.get(model)
+        mid = msg.id
+        rid = rec.requestId
+        if (day is None or norm is None or _zulu_rest(ts, 13) is None or mid is None or rid is None
+                or "_vrtx_" in mid or "_vrtx_" in rid or (model.startswith("claude-") and "@" in model)):
+            return self.add(raw, None, ts, model, inp, cc, cr, out, cc1h, rec.isSidechain is True, mid, rid)
+        key = mid + ":" + rid
+        rows = self.rows
+        if key in rows:
+            del rows[key]  # re-insert so dict order follows the last chunk
+        rows[key] = [day, norm, inp, cr, cc, cc1h, out, ts, 1 if rec.isSidechain is True else 0, raw]
+        return True
 
     def line_general(self, raw: bytes | bytearray) -> bool:
         """:meth:`line` for any JSON: parse it whole and check every field's type."""

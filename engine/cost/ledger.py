@@ -80,9 +80,18 @@ def _zero() -> Vec:
     return [0, 0, 0, 0, 0.0, 0]
 
 
-def _vec_add(a: Vec, b: Iterable[Any], sign: int = 1) -> None:
-    for i, v in enumerate(b):
-        a[i] += sign * v
+def _vec_add(a: Vec, b: Any, sign: int = 1) -> None:
+    """``a[i] += sign * b[i]`` for the six sums (unrolled: this runs for every agg key of every file)."""
+    if sign == 1:  # (1 * x == x exactly, for ints and floats)
+        a[0] += b[0]
+        a[1] += b[1]
+        a[2] += b[2]
+        a[3] += b[3]
+        a[4] += b[4]
+        a[5] += b[5]
+    else:
+        for i, v in enumerate(b):
+            a[i] += sign * v
 
 
 def claude_vec(row: Row) -> tuple[int, int, int, int, float, int]:

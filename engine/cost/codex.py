@@ -6,6 +6,12 @@ difference when it is consistent with ``last``, so a re-emitted event with uncha
 totals counts 0).  The parser state is a plain dict so an appended file resumes exactly
 where the previous scan stopped.
 
+The lines read are token_count and task_started events, turn_context and session_meta lines.
+A line in Codex's own layout (``{"timestamp":"<24 characters>","type":"…``) is read or not by
+its own type, at its fixed place; any other line when it holds one of those types in compact
+JSON anywhere (``"type":"token_count"``...).  So a tool output, message or reasoning line in
+Codex's layout is never parsed, whatever text it carries.
+
 Row layout: ``[turn_id, event_index, day, model, input, cached, output, cost|None]``.
 """
 from __future__ import annotations
@@ -35,6 +41,15 @@ _HEAD = 160
 # the lines the parser reads: their (top-level or payload) "type" in compact JSON, as Codex writes it
 _CANDIDATE = re.compile(rb'"type":"(?:token_count|task_started|turn_context|session_meta)"')
 _TOKEN_COUNT_LEN = len(b'"type":"token_count"')
+# Codex's own line layout: {"timestamp":"<24 characters>","type":"<type>"… (serde writes the fields in
+# that order): such a line is read or not by its own type, looked up at its fixed place
+_TS = b'{"timestamp":"'
+_TY = b'","type":"'
+_TY_AT = len(_TS) + 24
+_TYPE_AT = _TY_AT + len(_TY)
+_TOKEN_HEAD = b'event_msg","payload":{"type":"token_count"'
+_HEADS = (_TOKEN_HEAD, b'event_msg","payload":{"type":"task_started"', b'turn_context"', b'session_meta"')
+_HEAD_BYTES = _TYPE_AT + len(_TOKEN_HEAD)
 _NAME_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _MODEL_RE = re.compile(rb'"model(?:_name)?":"((?:[^"\\]|\\.)*)"')
 
@@ -289,27 +304,37 @@ class _CodexParse:
 
     # -- byte level
     def block(self, buf: Buffer, start: int, end: int) -> None:
-        # One C-level regex scan over the whole block finds every line that may matter (a
-        # token_count/task_started event, a turn_context or a session_meta line: each holds its
-        # type as compact JSON); only those lines are copied out and JSON-parsed, in file order.
-        # Everything else -- response items, tool output, reasoning -- is never looked at line by line.
-        search = _CANDIDATE.search
+        # Only the lines that may matter are copied out and JSON-parsed, in file order: token_count
+        # and task_started events, turn_context and session_meta lines.  A line in Codex's own
+        # layout is picked by its type, read at its fixed place in the first bytes (so tool output,
+        # reasoning and messages -- most of the bytes -- are skipped at the speed of memchr); any
+        # other line by a search of the whole line for one of those types in compact JSON.
         find = buf.find
-        rfind = buf.rfind
+        search = _CANDIDATE.search
         line = self.line
         token_line = self.token_line
-        m = search(buf, start, end)
-        while m is not None:
-            i = m.start()
-            s = rfind(b"\n", start, i) + 1 or start
-            e = find(b"\n", i, end)
+        s = start
+        while s < end:
+            e = find(b"\n", s, end)  # (a block is complete lines: there is one)
+            head = buf[s:s + _HEAD_BYTES]
+            if head.startswith(_TS) and head.startswith(_TY, _TY_AT):
+                if not head.startswith(_HEADS, _TYPE_AT):
+                    s = e + 1
+                    continue
+                token = head.startswith(_TOKEN_HEAD, _TYPE_AT)
+            else:
+                m = search(buf, s, e)
+                if m is None:
+                    s = e + 1
+                    continue
+                token = m.end() - m.start() == _TOKEN_COUNT_LEN
             if e - s > MAX_LINE:
                 self.long(bytes(buf[s:s + MAX_LINE]))
-            elif m.end() - i == _TOKEN_COUNT_LEN:
+            elif token:
                 token_line(buf[s:e])
             else:
                 line(buf[s:e])
-            m = search(buf, e + 1, end)
+            s = e + 1
 
     def long(self, prefix: bytes) -> None:
         """Over-long ``turn_context`` line: take the model from its prefix."""
@@ -327,6 +352,9 @@ class _CodexParse:
                 pass
 
     def is_candidate(self, raw: bytes) -> bool:
+        """Whether :meth:`block` would read this line (for the unterminated last one)."""
+        if raw.startswith(_TS) and raw.startswith(_TY, _TY_AT):
+            return raw.startswith(_HEADS, _TYPE_AT)
         return _CANDIDATE.search(raw) is not None
 
     # -- JSON level

@@ -185,3 +185,30 @@ def test_a_file_linked_into_two_roots_counts_once(logs: LogHome) -> None:
                           "2026-06-17", True)
     assert list(listing) == [str(logs.home / live)]
     assert codex_mod.codex_roots(logs.home, {})[1] == linked.parent
+
+
+def test_lines_in_codex_layout_are_read_by_their_own_type(logs: LogHome) -> None:
+    """A line in Codex's layout ({"timestamp":"<24 chars>","type":...) is read by its own type: a
+    response item carrying a structured token_count object is not, even when it is malformed (so
+    it is not a skipped line either).  A line in another layout is read when it holds one of the
+    types anywhere, and its parse failure counts."""
+    ts = "2026-06-15T09:00:00.000Z"
+    embedded = ('{"timestamp":"2026-06-15T09:05:00.000Z","type":"response_item","payload":{"type":"custom",'
+                '"items":[{"type":"token_count","info":{"total_token_usage":{"input_tokens":999999}}}]')  # cut short
+    logs.write(".codex/sessions/2026/06/15/rollout-2026-06-15T09-00-00-lay.jsonl", [
+        codex_meta(ts, "lay"),
+        codex_turn(ts, "gpt-5"),
+        codex_tokens("2026-06-15T09:01:00.000Z", (100, 0, 10), (100, 0, 10)),
+        embedded,
+        codex_tokens("2026-06-15T09:06:00.000Z", (150, 0, 15), (50, 0, 5)),
+    ])
+    (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=None)
+    assert codex["totals"]["totalTokens"] == 165 and "diagnostics" not in codex
+    # the same malformed line with a 20-character timestamp is not in Codex's layout: searched, read, counted
+    logs.write(".codex/sessions/2026/06/15/rollout-2026-06-15T10-00-00-other.jsonl", [
+        embedded.replace("09:05:00.000Z", "10:05:00Z"),
+        codex_meta("2026-06-15T10:00:00Z", "other"),
+        codex_tokens("2026-06-15T10:01:00Z", (7, 0, 1), (7, 0, 1)),
+    ])
+    (codex,) = scan_cost(["codex"], days=30, home=logs.home, env={}, now=NOW, tz=timezone.utc, cache_dir=None)
+    assert codex["totals"]["totalTokens"] == 165 + 8 and codex["diagnostics"] == {"skippedLines": 1}

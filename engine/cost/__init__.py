@@ -70,7 +70,9 @@ def _scan_cost(providers: list[str], *, days: int, home: Path, env: Mapping[str,
                          cache_dir=cdir, refresh=refresh, progress=progress) if kinds else {}
     swept = sweep_in_background(ledgers.values())
     if scanner.graveyard is not None:
+        # the process ends right after: the deletion may be cut short (a later save deletes the rest)
         scanner.graveyard.append(ledgers)
+        return _payloads(providers, ledgers, since=since, until=until, days=days, now=now)
     try:
         return _payloads(providers, ledgers, since=since, until=until, days=days, now=now)
     finally:

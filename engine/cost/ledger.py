@@ -695,7 +695,7 @@ class Ledger:
                 self._dirty_shards.add(b)
         self.changed = True
 
-    def put(self, path: str, meta: dict[str, Any], rows: Any, key_list: list[int]) -> None:
+    def put(self, path: str, meta: dict[str, Any], rows: Any, key_list: list[int] | array[int]) -> None:
         """Record (or replace) ``path``: ``meta`` = entry fields incl. ``agg``; ``rows`` = Claude
         ``{"rows", "unkeyed"}`` or Codex row list (to seed dups), either may come as
         :class:`RawRows` (decoded only if a key turns out to be a dup); ``key_list`` aligned
@@ -714,7 +714,7 @@ class Ledger:
                     raw[k] = a = _zero()
                 _vec_add(a, v)
         self._agg_changed(meta["agg"], False)
-        hs = array("q", key_list)
+        hs = key_list if type(key_list) is array else array("q", key_list)
         self._knew[path] = hs
         self._kadded.append(hs)
         claude = self.kind == "claude"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from array import array
 from datetime import date, datetime, time as dtime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -57,13 +58,13 @@ def _finish_full(kind: str, path: str, res: dict[str, Any]) -> dict[str, Any]:
     if kind == "claude":
         rows = res["rows"]
         res["agg"], res["days"] = aggregate_claude(itertools.chain(rows.values(), res["unkeyed"]))
-        res["keys"] = [key_hash(k) for k in rows]
+        res["keys"] = array("q", [key_hash(k) for k in rows])  # (an array pickles as one bytes copy)
         # rows travel (and land in the cache) as JSON bytes: far cheaper than pickled lists
         res["rows"] = RawRows(msgspec.json.encode({"rows": rows, "unkeyed": res.pop("unkeyed")}))
     else:
         rows = res["rows"]
         res["agg"], res["days"] = aggregate_codex(rows)
-        res["keys"] = _codex_keys(res["state"], path, rows)
+        res["keys"] = array("q", _codex_keys(res["state"], path, rows))
         res["rows"] = RawRows(msgspec.json.encode(rows))
     if not res.get("sig"):
         res["sig"] = file_signature(path, res["offset"])
@@ -162,6 +163,17 @@ def _collect() -> None:
             done = p
         if done:
             _unreaped.remove(p)
+
+
+def _big_pipe(fcntl: Any) -> tuple[int, int]:
+    """A pipe for results (megabytes): as large a buffer as the system allows unprivileged (1 MiB
+    on Linux), so a transfer takes a few writes and context switches, not one per 64 KiB."""
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (AttributeError, OSError):
+        pass
+    return r, w
 
 
 def _send(fd: int, obj: object) -> None:
@@ -276,8 +288,8 @@ def _run_forked(tasks: list[Task], sizes: dict[str, int], progress: Progress | N
     results: list[Result] = []
     try:
         for n in range(nproc - 1):
-            r, w = os.pipe()
-            back_r, back_w = os.pipe() if handoff is not None and n == 0 else (-1, -1)
+            r, w = _big_pipe(fcntl)
+            back_r, back_w = _big_pipe(fcntl) if handoff is not None and n == 0 else (-1, -1)
             pid = os.fork()
             if pid == 0:  # child: parse claimed batches, send back, exit
                 code = 0

@@ -20,7 +20,6 @@ Two ways to get the bytes, same blocks either way:
 """
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import re
@@ -29,6 +28,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Callable, Union
 
 import msgspec
+
+from ._hash import blake2b
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -189,7 +190,7 @@ def _sig_windows(offset: int) -> list[tuple[int, int]]:
 
 
 def _sig_digest(offset: int, parts: Sequence[bytes | bytearray | memoryview]) -> str:
-    return hashlib.blake2b(offset.to_bytes(8, "little") + b"".join(parts), digest_size=8).hexdigest()
+    return blake2b(offset.to_bytes(8, "little") + b"".join(parts), digest_size=8).hexdigest()
 
 
 def file_signature(path: str, offset: int) -> str:
@@ -232,7 +233,7 @@ def valid_utf8(raw: bytes | bytearray) -> bool:
 
 def key_hash(key: str) -> int:
     """Stable signed 64-bit hash of a dedup key (persisted in the cache)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little", signed=True)
+    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 def as_int(value: object) -> int:

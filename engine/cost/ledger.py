@@ -39,7 +39,6 @@ foreign-version, other-pricing or other-timezone cache is discarded as a whole, 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import collections
 import itertools
 import os
@@ -52,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import msgspec
 
 from . import pricing
+from ._hash import blake2b
 from .jsonl import key_hash
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def codex_aggkey(row: Row) -> str:
 def codex_row_keys(ident: str, rows: list[Row]) -> list[int]:
     """Each row's dedup key: :func:`key_hash` of ``ident`` and the row's identity and values,
     ``\\x1f``-joined (the hash of ``ident`` is taken once)."""
-    head = hashlib.blake2b(f"{ident}\x1f".encode(), digest_size=8)
+    head = blake2b(f"{ident}\x1f".encode(), digest_size=8)
     from_bytes = int.from_bytes
     out = []
     for r in rows:

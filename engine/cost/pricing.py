@@ -7,7 +7,6 @@ Prices live in ``pricing.json`` next to this module (USD per 1M tokens, with the
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+from ._hash import blake2b
 
 if TYPE_CHECKING:
     #: Codex prices per 1M tokens: (input, cache_read, output)
@@ -38,7 +39,7 @@ _CLAUDE_BEDROCK_VERSION = re.compile(r"-v\d+:\d+$")
 @lru_cache(maxsize=1)
 def _raw() -> tuple[dict[str, Any], str]:
     data = PRICING_PATH.read_bytes()
-    return msgspec.json.decode(data), hashlib.sha256(data).hexdigest()[:16]
+    return msgspec.json.decode(data), blake2b(data, digest_size=8).hexdigest()
 
 
 def pricing_table() -> dict[str, Any]:

@@ -138,8 +138,8 @@ def test_progress_bar_only_for_text_on_a_tty(logs: LogHome, monkeypatch) -> None
 
 def test_engine_cost_never_imports_the_fetch_side(logs: LogHome, tmp_path) -> None:
     """`engine cost` is run every minute by tray apps: it must not pay for httpx, jinja2 or asyncio
-    (nor for shutil, which argparse imports for the terminal width, zoneinfo for TZ=UTC, pickle
-    or json)."""
+    (nor for shutil, which argparse imports for the terminal width, zoneinfo for TZ=UTC, pickle,
+    json or hashlib, which loads OpenSSL)."""
     import os
     import subprocess
     import sys
@@ -148,7 +148,7 @@ def test_engine_cost_never_imports_the_fetch_side(logs: LogHome, tmp_path) -> No
     probe = ("import sys\nfrom engine.cli import main\n"
              "code = main(['cost', '--format', 'json', '--provider', 'codex'])\n"
              "heavy = sorted(m for m in ('httpx', 'jinja2', 'asyncio', 'engine.context', 'engine.runner', 'shutil', "
-             "'zoneinfo', 'pickle', 'json') "
+             "'zoneinfo', 'pickle', 'json', 'hashlib') "
              "if m in sys.modules)\n"
              "print('HEAVY', heavy, code, file=sys.stderr)\n")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(logs.home), "ENGINE_CACHE_DIR": str(tmp_path / "c"),

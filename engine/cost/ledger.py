@@ -488,8 +488,10 @@ class Ledger:
             return
         self.totals()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        # unique per save, also between processes (their clocks tick apart), and increasing
-        gen = max(time.time_ns(), self.gen + 1)
+        # unique per save, also between processes (their clocks tick apart), and newer than every
+        # index here (even after the clock was set back: readers take the newest index)
+        newest = index_files(self.cache_dir, self.kind)
+        gen = max(time.time_ns(), self.gen + 1, newest[0][0] + 1 if newest else 0)
         written: list[Path] = []
 
         def write(part: str, data: bytes) -> None:

@@ -605,3 +605,24 @@ def test_ended_workers_are_collected_without_waiting() -> None:
     assert pid not in scanner._unreaped
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)   # collected: no zombie left
+
+
+def test_a_save_is_newer_than_every_index_even_after_the_clock_went_back(logs: LogHome,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers take the newest index, so a save (here a --refresh, which starts from nothing) must
+    name itself newer than any index present, whatever the clock says."""
+    import time as time_mod
+
+    from engine.cost import ledger
+
+    base(logs)
+    scan(logs, logs.cache)
+    d = logs.cache / "cost-usage"
+    (first,) = d.glob("cost-claude-index-*.json")
+    monkeypatch.setattr(ledger.time, "time_ns", lambda: 1)   # the clock set back to 1970
+    logs.append(B, [claude_line(mid="m6", rid="r6", inp=1, out=1)])
+    assert strip(scan(logs, logs.cache, refresh=True)) == strip(scan(logs, None))
+    (second,) = d.glob("cost-claude-index-*.json")
+    assert second.name > first.name
+    monkeypatch.setattr(ledger.time, "time_ns", time_mod.time_ns)
+    assert strip(scan(logs, logs.cache)) == strip(scan(logs, None))

@@ -158,9 +158,10 @@ def _gen_of(name: str) -> int | None:
     if len(tail) != 16:
         return None
     try:
-        return int(tail, 16)
+        g = int(tail, 16)
     except ValueError:
         return None
+    return g if g < 1 << 63 else None  # (generations are stored as signed 64-bit integers)
 
 
 def index_files(cache_dir: Path, kind: str) -> list[tuple[int, str]]:
@@ -491,7 +492,7 @@ class Ledger:
         # unique per save, also between processes (their clocks tick apart), and newer than every
         # index here (even after the clock was set back: readers take the newest index)
         newest = index_files(self.cache_dir, self.kind)
-        gen = max(time.time_ns(), self.gen + 1, newest[0][0] + 1 if newest else 0)
+        gen = min(max(time.time_ns(), self.gen + 1, newest[0][0] + 1 if newest else 0), (1 << 63) - 1)
         written: list[Path] = []
 
         def write(part: str, data: bytes) -> None:

@@ -285,6 +285,11 @@ def test_newest_valid_index_wins(logs: LogHome) -> None:
     led = Ledger.load("claude", d, tz_key(timezone.utc))
     assert led.stat and led.gen == int(index.name.rsplit("-", 1)[1].split(".")[0], 16)
     assert strip(scan(logs, logs.cache)) == first
+    # a name beyond any generation is not an index; the next save still works and sweeps both
+    (d / "cost-claude-index-ffffffffffffffff.json").write_bytes(b"{}")
+    logs.append(B, [claude_line(mid="m6", rid="r6", inp=1, out=1)])
+    assert strip(scan(logs, logs.cache)) == strip(scan(logs, None))
+    assert len(list(d.glob("cost-claude-index-*.json"))) == 1
 
 
 @pytest.mark.parametrize("step", ["add", "remove", "rewrite", "append"])

@@ -299,18 +299,23 @@ class Ledger:
         led._dups = None  # loaded on first use
         return led
 
+    def _read_part(self, part: str, gen: int, field: str) -> Any:
+        """``field`` of the JSON part file ``part`` at ``gen``, which must say it is of that generation;
+        anything else (missing, unreadable, another generation) makes the cache invalid."""
+        try:
+            doc = msgspec.json.decode(self._part(part, gen).read_bytes())
+            if type(doc) is not dict or doc.get("gen") != gen:
+                raise CacheInvalid
+            return doc[field]
+        except (OSError, msgspec.DecodeError, KeyError, ValueError) as exc:  # (ValueError: bad UTF-8 too)
+            raise CacheInvalid from exc
+
     def _fshard(self, b: int) -> dict[str, dict[str, Any]]:
         sh = self._fsh.get(b)
         if sh is None:
             sh = {}
             if self.fshard_gen[b]:
-                try:
-                    doc = msgspec.json.decode(self._part(f"files-{b:02d}", self.fshard_gen[b]).read_bytes())
-                    if doc.get("gen") != self.fshard_gen[b]:
-                        raise CacheInvalid
-                    sh = doc["files"]
-                except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
-                    raise CacheInvalid from exc
+                sh = self._read_part(f"files-{b:02d}", self.fshard_gen[b], "files")
             # (the counts add up to the number of files, and every entry is a listed file)
             if type(sh) is not dict or len(sh) != self.fshard_n[b] or not sh.keys() <= self.stat.keys():
                 raise CacheInvalid
@@ -336,12 +341,10 @@ class Ledger:
         if self._dups is None:
             dups: dict[int, Any] = {}
             if self.dups_gen:
+                stored = self._read_part("dups", self.dups_gen, "dups")
                 try:
-                    doc = msgspec.json.decode(self._part("dups", self.dups_gen).read_bytes())
-                    if doc.get("gen") != self.dups_gen:
-                        raise CacheInvalid
-                    dups = {int(k): v for k, v in doc["dups"].items()}
-                except (OSError, msgspec.DecodeError, KeyError, AttributeError, TypeError, ValueError) as exc:
+                    dups = {int(k): v for k, v in stored.items()}
+                except (AttributeError, TypeError, ValueError) as exc:
                     raise CacheInvalid from exc
             self._dups = dups
         return self._dups
@@ -464,13 +467,7 @@ class Ledger:
         if sh is None:
             sh = {}
             if self.shard_gen[b]:
-                try:
-                    doc = msgspec.json.decode(self._part(f"rows-{b:02d}", self.shard_gen[b]).read_bytes())
-                    if doc.get("gen") != self.shard_gen[b]:
-                        raise CacheInvalid
-                    sh = doc["files"]
-                except (OSError, msgspec.DecodeError, KeyError, AttributeError, ValueError) as exc:
-                    raise CacheInvalid from exc
+                sh = self._read_part(f"rows-{b:02d}", self.shard_gen[b], "files")
             self._shards[b] = sh
         return sh
 

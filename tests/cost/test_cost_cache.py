@@ -631,3 +631,76 @@ def test_a_save_is_newer_than_every_index_even_after_the_clock_went_back(logs: L
     assert second.name > first.name
     monkeypatch.setattr(ledger.time, "time_ns", time_mod.time_ns)
     assert strip(scan(logs, logs.cache)) == strip(scan(logs, None))
+
+
+def _many_projects(logs: LogHome) -> None:
+    base(logs)
+    for i in range(7):
+        logs.write(f".claude/projects/proj{i}/s.jsonl", [claude_line(mid=f"p{i}", rid="r", inp=i + 1, out=2),
+                                                         claude_line(mid="m2", rid="r2", inp=7, out=7)])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork-only")
+def test_cold_scan_lists_claude_in_a_forked_process(logs: LogHome, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    """With enough Claude projects a cold scan of both kinds lists the Claude logs in a forked
+    process; the result, the stored keys and the next warm scan are those of listing here."""
+    from engine.cost import scanner
+
+    _many_projects(logs)
+    monkeypatch.setattr(scanner, "LISTER_MIN_PROJECTS", 10 ** 9)   # the reference: listed here
+    expected = strip(scan(logs, None))
+    here = tmp_path / "here"
+    scan(logs, here)
+    monkeypatch.setattr(scanner, "LISTER_MIN_PROJECTS", 6)
+    monkeypatch.setattr(scanner, "cpu_count", lambda: 2)
+    forked: list[bool] = []
+    real = scanner._claude_lister
+
+    def spy(home, env):
+        collect = real(home, env)
+        forked.append(collect is not None)
+        return collect
+
+    monkeypatch.setattr(scanner, "_claude_lister", spy)
+    assert strip(scan(logs, logs.cache)) == expected
+    assert forked == [True]
+    for kind in ("claude", "codex"):
+        assert _stored_keys(logs.cache, kind) == _stored_keys(here, kind)
+    assert strip(scan(logs, logs.cache)) == expected
+    monkeypatch.setattr(scanner, "LISTER_MIN_PROJECTS", 100)   # few projects: no fork
+    forked.clear()
+    scan(logs, tmp_path / "few")
+    assert forked == [False]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork-only")
+def test_a_failed_lister_means_listing_here(logs: LogHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cost import claude as claude_mod
+    from engine.cost import scanner
+
+    _many_projects(logs)
+    monkeypatch.setattr(scanner, "LISTER_MIN_PROJECTS", 10 ** 9)   # the reference: listed here
+    expected = strip(scan(logs, None))
+    monkeypatch.setattr(scanner, "LISTER_MIN_PROJECTS", 6)
+    monkeypatch.setattr(scanner, "cpu_count", lambda: 2)
+    parent = os.getpid()
+    real = claude_mod.list_claude_files
+
+    def dies_in_child(roots):
+        if os.getpid() != parent:
+            raise OSError("lister broke")
+        return real(roots)
+
+    monkeypatch.setattr(claude_mod, "list_claude_files", dies_in_child)
+    forked: list[bool] = []
+    real_lister = scanner._claude_lister
+
+    def spy(home, env):
+        collect = real_lister(home, env)
+        forked.append(collect is not None)
+        return collect
+
+    monkeypatch.setattr(scanner, "_claude_lister", spy)
+    assert strip(scan(logs, logs.cache)) == expected
+    assert forked == [True]

@@ -165,6 +165,25 @@ def _collect() -> None:
             _unreaped.remove(p)
 
 
+def _fork_worker(work: Callable[[int], None]) -> tuple[int, int]:
+    """Fork a process that runs ``work(w)`` -- ``w`` the write end of a pipe to this process --
+    and ends (at once, with status 1 and nothing more sent if ``work`` raises: the reader sees
+    the pipe end).  Returns its pid and the pipe's read end; collect it with :func:`_reap`."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            work(w)
+        except BaseException:  # noqa: BLE001 - the reader sees the pipe end
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
 def _big_pipe(fcntl: Any) -> tuple[int, int]:
     """A pipe for results (megabytes): as large a buffer as the system allows unprivileged (1 MiB
     on Linux), so a transfer takes a few writes and context switches, not one per 64 KiB."""
@@ -468,20 +487,12 @@ def _claude_lister(home: Path, env: Mapping[str, str]) -> Callable[[], dict[str,
             pass
     if projects < LISTER_MIN_PROJECTS:
         return None
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            found = claude_mod.list_claude_files(roots)
-            _send_bytes(w, msgspec.msgpack.encode([(p, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
-                                                   for p, st in found.items()]))
-        except BaseException:  # noqa: BLE001 - the parent lists then
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
+    def listing(w: int) -> None:
+        found = claude_mod.list_claude_files(roots)
+        _send_bytes(w, msgspec.msgpack.encode([(p, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+                                               for p, st in found.items()]))
+
+    pid, r = _fork_worker(listing)
     got: list[dict[str, Any] | None] = []
 
     def collect() -> dict[str, Any] | None:
@@ -761,25 +772,13 @@ def _scan_split(kinds: list[str], home: Path, env: Mapping[str, str], tz: tzinfo
     common: dict[str, Any] = dict(home=home, env=env, tz=tz, scan_since=scan_since, scan_until=scan_until,
                                   cache_dir=cache_dir, refresh=False, workers=1)
     out: dict[str, Ledger | FoldedLedger | Exception] = {}
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: the Claude scan
-        code = 0
-        try:
-            os.close(r)
-            led = scan_kind("claude", **common)
-            # (msgpack, not pickle: no import; floats round-trip exactly)
-            _send_bytes(w, msgspec.msgpack.encode(("folded", led.totals(), led.skipped_lines())))
-            led.sweep()  # (the parent has what it needs: off its path)
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            code = 1
-            try:
-                _send_bytes(w, msgspec.msgpack.encode(("error", f"{type(exc).__name__}: {exc}")))
-            except BaseException:  # noqa: BLE001
-                pass
-        finally:
-            os._exit(code)
-    os.close(w)
+    def claude(w: int) -> None:
+        led = scan_kind("claude", **common)
+        # (msgpack, not pickle: no import; floats round-trip exactly)
+        _send_bytes(w, msgspec.msgpack.encode(("folded", led.totals(), led.skipped_lines())))
+        led.sweep()  # (the parent has what it needs: off its path)
+
+    pid, r = _fork_worker(claude)
     try:
         try:
             out["codex"] = scan_kind("codex", **common, progress=progress)
@@ -787,7 +786,7 @@ def _scan_split(kinds: list[str], home: Path, env: Mapping[str, str], tz: tzinfo
             out["codex"] = exc
         try:
             status, *rest = msgspec.msgpack.decode(_recv_bytes(r))
-        except Exception:  # noqa: BLE001 - the child died before sending
+        except Exception:  # noqa: BLE001 - the child failed (it ends without a word then)
             status, rest = "error", []
     except BaseException:
         import signal
